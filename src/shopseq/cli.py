@@ -1,0 +1,223 @@
+"""The `shopseq` command: one thin sub-command per step of the pipeline.
+
+Heavy libraries are imported inside the commands so `shopseq --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from shopseq.errors import ShopseqInputError
+
+FORMATS = ("taobao", "rees46", "yoochoose", "otto", "sasrec", "s3rec", "recbole", "csv")
+BASELINE_NAMES = ("pop", "recent-pop", "markov", "itemknn")
+REPORT_METRICS = ("HR@10", "NDCG@10", "MRR@10", "HR@20", "NDCG@20")
+
+
+def parse_pairs(text: str | None, flag: str) -> dict[str, str]:
+    """'a=b,c=d' -> {'a': 'b', 'c': 'd'}; a malformed pair is a one-line error naming the flag."""
+    if not text:
+        return {}
+    pairs = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ShopseqInputError(f"{flag}: expected key=value pairs separated by commas, got '{part}'")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def parse_time(text: str | None, flag: str) -> int | None:
+    """A cut-off given as ISO-8601 (UTC unless stated) or Unix seconds -> Unix milliseconds."""
+    if text is None:
+        return None
+    try:
+        return int(float(text) * 1000)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ShopseqInputError(
+            f"{flag}: cannot read '{text}' as a time (use ISO-8601 like 2017-12-02T00:00 "
+            "or Unix seconds)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def cmd_synth(args: argparse.Namespace) -> None:
+    from shopseq.data.ingest import IngestResult, summarize, write_ingest
+    from shopseq.data.schema import TIME_UNIT_MS
+    from shopseq.data.synth import SynthConfig, synth
+
+    cfg = SynthConfig(n_users=args.users, n_items=args.items, n_days=args.days, seed=args.seed)
+    events = synth(cfg)
+    rejects = _empty_rejects()
+    result = IngestResult(
+        events=events,
+        rejects=rejects,
+        read=events.height,
+        kept=events.height,
+        rejected=0,
+        time_unit=TIME_UNIT_MS,
+        format="synth",
+        sources=(f"synth(seed={cfg.seed})",),
+    )
+    write_ingest(result, args.out)
+    _print_log_summary(summarize(events, TIME_UNIT_MS), result, args.out)
+
+
+def _empty_rejects():  # type: ignore[no-untyped-def]
+    import polars as pl
+
+    return pl.DataFrame(
+        schema={"file": pl.Utf8, "line": pl.Int64, "column": pl.Utf8, "reason": pl.Utf8, "raw": pl.Utf8}
+    )
+
+
+def cmd_ingest(args: argparse.Namespace) -> None:
+    from shopseq.data.ingest import ingest, summarize, write_ingest
+
+    result = ingest(
+        args.path,
+        args.format,
+        column_map=parse_pairs(args.map, "--map") or None,
+        behavior_map=parse_pairs(args.behavior_map, "--behavior-map") or None,
+    )
+    write_ingest(result, args.out)
+    _print_log_summary(summarize(result.events, result.time_unit), result, args.out)
+
+
+def _print_log_summary(summary: dict, result: object, out: str) -> None:
+    read, kept, rejected = (getattr(result, k) for k in ("read", "kept", "rejected"))
+    print(f"read {read:,} rows: kept {kept:,} + rejected {rejected:,} (rejects: {out}/rejects.parquet)")
+    for key, value in summary.items():
+        print(f"  {key:<22} {json.dumps(value) if isinstance(value, dict | list) else value}")
+    print(f"wrote {out}/events.parquet")
+
+
+def cmd_prepare(args: argparse.Namespace) -> None:
+    from shopseq.data.dataset import prepare, save_dataset
+    from shopseq.data.ingest import read_events
+    from shopseq.data.sequences import SplitSpec
+
+    events, info = read_events(args.dir)
+    spec = SplitSpec(
+        kind=args.split,
+        cutoff=parse_time(args.cutoff, "--cutoff"),
+        valid_cutoff=parse_time(args.valid_cutoff, "--valid-cutoff"),
+        target_behavior=args.target_behavior,
+    )
+    ds = prepare(events, spec, info["time_unit"])
+    meta = save_dataset(ds, events, args.out)
+    for key, value in meta.items():
+        print(f"  {key:<22} {json.dumps(value) if isinstance(value, dict | list) else value}")
+    print(f"wrote {args.out}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from shopseq.data.dataset import load_dataset
+    from shopseq.evaluate.runner import evaluate_baseline
+    from shopseq.tables import format_table
+
+    ds = load_dataset(args.dataset)
+    names = args.baseline or list(BASELINE_NAMES)
+    unknown = [n for n in names if n not in BASELINE_NAMES]
+    if unknown:
+        raise ShopseqInputError(
+            f"unknown baseline '{unknown[0]}'; choose one of: {', '.join(BASELINE_NAMES)}"
+        )
+    out = Path(args.out)
+    rows = []
+    for name in names:
+        try:
+            metrics = evaluate_baseline(name, ds, filter_seen=args.filter_seen, progress=False)
+        except ShopseqInputError as err:
+            print(f"  {name}: n/a ({err})", file=sys.stderr)
+            rows.append({"model": name})
+            continue
+        target = out if len(names) == 1 else out / name
+        _write_json(target / "metrics.json", metrics)
+        rows.append({"model": name, **{f"test {m}": metrics["test"][m] for m in REPORT_METRICS}})
+    print(f"full-catalogue ranking on {args.dataset} (test; filter seen: {args.filter_seen})")
+    print(format_table(rows, ["model", *(f"test {m}" for m in REPORT_METRICS)]))
+    if len(names) > 1:
+        _write_json(out / "comparison.json", rows)
+    print(f"wrote {out}")
+
+
+def _write_json(path: Path, data: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shopseq",
+        description="Predict what an online shopper does next from their behaviour sequence.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("synth", help="generate the built-in synthetic store event log")
+    p.add_argument("--out", required=True, help="output dir (events.parquet + ingest.json)")
+    p.add_argument("--users", type=int, default=2000, help="number of shoppers (default 2000)")
+    p.add_argument("--items", type=int, default=1500, help="catalogue size (default 1500)")
+    p.add_argument("--days", type=int, default=60, help="length of the log in days (default 60)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("ingest", help="validate a raw event log into the canonical EventLog")
+    p.add_argument("path", help="raw log file (CSV/TSV/Parquet/JSONL, .gz allowed)")
+    p.add_argument("--format", required=True, choices=FORMATS, metavar="|".join(FORMATS))
+    p.add_argument(
+        "--map",
+        help="column mapping for --format csv, e.g. user=visitorid,item=itemid,"
+        "behavior=event,timestamp=timestamp",
+    )
+    p.add_argument("--behavior-map", help="extra behaviour names, e.g. addtocart=cart,transaction=buy")
+    p.add_argument("--out", required=True, help="output dir")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("prepare", help="build vocabulary, sequences and a leakage-free split")
+    p.add_argument("dir", help="an ingest (or synth) output dir")
+    p.add_argument("--split", choices=("loo", "temporal"), default="loo")
+    p.add_argument("--cutoff", help="temporal: test cut-off time (ISO-8601 or Unix seconds)")
+    p.add_argument("--valid-cutoff", help="temporal: validation cut-off (default: before --cutoff)")
+    p.add_argument("--target-behavior", help="make targets this behaviour only, e.g. buy")
+    p.add_argument("--out", required=True, help="dataset dir to write")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("evaluate", help="full-catalogue ranking of baselines on a prepared dataset")
+    p.add_argument("dataset", help="a prepared dataset dir")
+    p.add_argument(
+        "--baseline",
+        action="append",
+        metavar="|".join(BASELINE_NAMES),
+        help="baseline to evaluate (repeat for several; default: all)",
+    )
+    p.add_argument("--filter-seen", action="store_true", help="never rank items already in the history")
+    p.add_argument("--out", required=True, help="output dir for metrics.json")
+    p.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; user errors print one line and return exit code 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except ShopseqInputError as err:
+        print(f"shopseq: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
