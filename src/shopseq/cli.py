@@ -11,8 +11,12 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shopseq.errors import ShopseqInputError
+
+if TYPE_CHECKING:
+    from shopseq.data.ingest import IngestResult
 
 FORMATS = ("taobao", "rees46", "yoochoose", "otto", "sasrec", "s3rec", "recbole", "csv")
 BASELINE_NAMES = ("pop", "recent-pop", "markov", "itemknn")
@@ -27,7 +31,9 @@ def parse_pairs(text: str | None, flag: str) -> dict[str, str]:
     for part in text.split(","):
         key, sep, value = part.partition("=")
         if not sep or not key.strip() or not value.strip():
-            raise ShopseqInputError(f"{flag}: expected key=value pairs separated by commas, got '{part}'")
+            raise ShopseqInputError(
+                f"{flag}: expected key=value pairs separated by commas, got '{part}'"
+            )
         pairs[key.strip()] = value.strip()
     return pairs
 
@@ -53,16 +59,17 @@ def parse_time(text: str | None, flag: str) -> int | None:
 
 
 def cmd_synth(args: argparse.Namespace) -> None:
-    from shopseq.data.ingest import IngestResult, summarize, write_ingest
+    import polars as pl
+
+    from shopseq.data.ingest import REJECT_SCHEMA, IngestResult, summarize, write_ingest
     from shopseq.data.schema import TIME_UNIT_MS
     from shopseq.data.synth import SynthConfig, synth
 
     cfg = SynthConfig(n_users=args.users, n_items=args.items, n_days=args.days, seed=args.seed)
     events = synth(cfg)
-    rejects = _empty_rejects()
     result = IngestResult(
         events=events,
-        rejects=rejects,
+        rejects=pl.DataFrame(schema=REJECT_SCHEMA),
         read=events.height,
         kept=events.height,
         rejected=0,
@@ -72,14 +79,6 @@ def cmd_synth(args: argparse.Namespace) -> None:
     )
     write_ingest(result, args.out)
     _print_log_summary(summarize(events, TIME_UNIT_MS), result, args.out)
-
-
-def _empty_rejects():  # type: ignore[no-untyped-def]
-    import polars as pl
-
-    return pl.DataFrame(
-        schema={"file": pl.Utf8, "line": pl.Int64, "column": pl.Utf8, "reason": pl.Utf8, "raw": pl.Utf8}
-    )
 
 
 def cmd_ingest(args: argparse.Namespace) -> None:
@@ -95,9 +94,10 @@ def cmd_ingest(args: argparse.Namespace) -> None:
     _print_log_summary(summarize(result.events, result.time_unit), result, args.out)
 
 
-def _print_log_summary(summary: dict, result: object, out: str) -> None:
-    read, kept, rejected = (getattr(result, k) for k in ("read", "kept", "rejected"))
-    print(f"read {read:,} rows: kept {kept:,} + rejected {rejected:,} (rejects: {out}/rejects.parquet)")
+def _print_log_summary(summary: dict, result: IngestResult, out: str) -> None:
+    print(f"read {result.read:,} rows: kept {result.kept:,} + rejected {result.rejected:,}")
+    if result.rejected:
+        print(f"rejected rows and their reasons: {out}/rejects.parquet")
     for key, value in summary.items():
         print(f"  {key:<22} {json.dumps(value) if isinstance(value, dict | list) else value}")
     print(f"wrote {out}/events.parquet")
@@ -115,7 +115,7 @@ def cmd_prepare(args: argparse.Namespace) -> None:
         valid_cutoff=parse_time(args.valid_cutoff, "--valid-cutoff"),
         target_behavior=args.target_behavior,
     )
-    ds = prepare(events, spec, info["time_unit"])
+    ds = prepare(events, spec, str(info["time_unit"]))
     meta = save_dataset(ds, events, args.out)
     for key, value in meta.items():
         print(f"  {key:<22} {json.dumps(value) if isinstance(value, dict | list) else value}")
@@ -181,7 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="column mapping for --format csv, e.g. user=visitorid,item=itemid,"
         "behavior=event,timestamp=timestamp",
     )
-    p.add_argument("--behavior-map", help="extra behaviour names, e.g. addtocart=cart,transaction=buy")
+    p.add_argument(
+        "--behavior-map", help="extra behaviour names, e.g. addtocart=cart,transaction=buy"
+    )
     p.add_argument("--out", required=True, help="output dir")
     p.set_defaults(func=cmd_ingest)
 
@@ -202,7 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="|".join(BASELINE_NAMES),
         help="baseline to evaluate (repeat for several; default: all)",
     )
-    p.add_argument("--filter-seen", action="store_true", help="never rank items already in the history")
+    p.add_argument(
+        "--filter-seen", action="store_true", help="never rank items already in the history"
+    )
     p.add_argument("--out", required=True, help="output dir for metrics.json")
     p.set_defaults(func=cmd_evaluate)
     return parser

@@ -66,7 +66,9 @@ def save_dataset(ds: Dataset, events: pl.DataFrame, out_dir: str | Path) -> dict
 def load_dataset(path: str | Path) -> Dataset:
     """Load a dataset dir written by :func:`save_dataset`; the split is recomputed identically."""
     root = Path(path)
-    missing = [f for f in (EVENTS_FILE, VOCAB_FILE, SPLIT_FILE, META_FILE) if not (root / f).exists()]
+    missing = [
+        f for f in (EVENTS_FILE, VOCAB_FILE, SPLIT_FILE, META_FILE) if not (root / f).exists()
+    ]
     if missing:
         raise ShopseqInputError(
             f"{root}: not a prepared dataset (missing {', '.join(missing)}); run `shopseq prepare`"

@@ -1,4 +1,4 @@
-"""Canonical column names, dtypes and special ids: the one place every other module reads them from."""
+"""Canonical column names, dtypes and special ids: the one place other modules read them."""
 
 from __future__ import annotations
 

@@ -47,7 +47,7 @@ class Sequences:
 
 
 def build_sequences(events: pl.DataFrame, vocab: Vocab) -> Sequences:
-    """Encode an EventLog into sequences: users in sorted order, events by (timestamp, row order)."""
+    """Encode an EventLog: users in sorted order, each user's events by (timestamp, row order)."""
     ordered = events.with_row_index("_row").sort([USER, TIMESTAMP, "_row"])
     users, counts = np.unique(ordered[USER].to_numpy().astype(str), return_counts=True)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
@@ -63,7 +63,7 @@ def build_sequences(events: pl.DataFrame, vocab: Vocab) -> Sequences:
 
 
 def truncate(seqs: Sequences, ends: np.ndarray) -> Sequences:
-    """Keep events ``[offsets[u], ends[u])`` of every user (users with no event left stay, empty)."""
+    """Keep events ``[offsets[u], ends[u])`` of every user (users left with none stay, empty)."""
     starts = seqs.offsets[:-1]
     keep_lengths = ends - starts
     index = _ranges(starts, keep_lengths)

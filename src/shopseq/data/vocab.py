@@ -1,4 +1,4 @@
-"""Vocabularies: raw item / behaviour / category names to dense ids, stable and JSON-serialisable."""
+"""Vocabularies: raw item / behaviour / category names to dense ids, stable, JSON on disk."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from shopseq.data.schema import BEHAVIOR, CANONICAL_BEHAVIORS, CATEGORY, ITEM, N
 
 @dataclass(frozen=True)
 class Vocab:
-    """Item ids are ``N_SPECIAL + index``; behaviour and category ids are ``1 + index`` (0 = PAD)."""
+    """Item ids are ``N_SPECIAL + index``; behaviour, category ids ``1 + index`` (0 = PAD)."""
 
     items: tuple[str, ...]
     behaviors: tuple[str, ...]
@@ -93,10 +93,7 @@ def build_vocab(events: pl.DataFrame) -> Vocab:
 def _sorted_names(raw: pl.Series) -> tuple[str, ...]:
     unique = raw.unique()
     as_int = unique.cast(pl.Int64, strict=False)
-    if as_int.null_count() == 0:
-        order = as_int.arg_sort()
-    else:
-        order = unique.arg_sort()
+    order = as_int.arg_sort() if as_int.null_count() == 0 else unique.arg_sort()
     return tuple(unique.gather(order).to_list())
 
 
