@@ -10,7 +10,7 @@ DEMO := runs/demo
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,text]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -1,0 +1,86 @@
+import json
+
+import polars as pl
+import pytest
+
+from shopseq.cli import main, parse_pairs, parse_time
+from shopseq.errors import ShopseqInputError
+
+
+@pytest.fixture(scope="module")
+def demo_dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    assert main(["synth", "--out", str(root / "log"), "--users", "150", "--items", "200"]) == 0
+    assert main(["prepare", str(root / "log"), "--out", str(root / "ds")]) == 0
+    return root
+
+
+def test_synth_then_prepare_writes_the_documented_files(demo_dataset):
+    log = demo_dataset / "log"
+    info = json.loads((log / "ingest.json").read_text())
+    assert info["read"] == info["kept"] + info["rejected"]
+    assert pl.read_parquet(log / "events.parquet").height == info["kept"]
+    for name in ("events.parquet", "vocab.json", "split.json", "meta.json"):
+        assert (demo_dataset / "ds" / name).exists()
+
+
+def test_evaluate_writes_metrics_in_the_contract_shape(demo_dataset, capsys):
+    out = demo_dataset / "pop"
+    code = main(["evaluate", str(demo_dataset / "ds"), "--baseline", "pop", "--out", str(out)])
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) >= {"valid", "test"}
+    for k in (5, 10, 20):
+        assert 0.0 <= metrics["test"][f"NDCG@{k}"] <= metrics["test"][f"HR@{k}"] <= 1.0
+    assert "pop" in capsys.readouterr().out
+
+
+def test_evaluate_all_baselines_side_by_side(demo_dataset, capsys):
+    out = demo_dataset / "all"
+    assert main(["evaluate", str(demo_dataset / "ds"), "--filter-seen", "--out", str(out)]) == 0
+    table = capsys.readouterr().out
+    for name in ("pop", "recent-pop", "markov", "itemknn"):
+        assert name in table
+        assert (out / name / "metrics.json").exists()
+
+
+def test_missing_file_is_one_line_and_exit_code_2(tmp_path, capsys):
+    code = main(["ingest", str(tmp_path / "nope.csv"), "--format", "csv", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == f"shopseq: error: file not found: {tmp_path / 'nope.csv'}\n"
+
+
+def test_prepare_of_a_non_ingest_dir_exits_2(tmp_path, capsys):
+    code = main(["prepare", str(tmp_path), "--out", str(tmp_path / "ds")])
+    assert code == 2
+    assert "not an ingest output" in capsys.readouterr().err
+
+
+def test_temporal_split_on_order_only_log_exits_2(tmp_path, capsys):
+    src = tmp_path / "seqs.txt"
+    src.write_text("1 10 11 12\n2 11 12 13\n")
+    assert main(["ingest", str(src), "--format", "s3rec", "--out", str(tmp_path / "log")]) == 0
+    code = main(["prepare", str(tmp_path / "log"), "--split", "temporal", "--out", str(tmp_path)])
+    assert code == 2
+    assert "order-only (ordinal) timestamps; use --split loo" in capsys.readouterr().err
+
+
+def test_unknown_format_is_rejected_by_the_parser(tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main(["ingest", "x.csv", "--format", "excel", "--out", str(tmp_path)])
+    assert exc.value.code == 2
+
+
+def test_parse_pairs_and_times():
+    assert parse_pairs("user=visitorid, item=itemid", "--map") == {
+        "user": "visitorid",
+        "item": "itemid",
+    }
+    with pytest.raises(ShopseqInputError, match="--map: expected key=value pairs"):
+        parse_pairs("user", "--map")
+    assert parse_time("1511544070", "--cutoff") == 1_511_544_070_000
+    assert parse_time("2017-12-02T00:00+08:00", "--cutoff") == 1_512_144_000_000
+    assert parse_time("2017-12-02", "--cutoff") == 1_512_172_800_000
+    with pytest.raises(ShopseqInputError, match="--cutoff: cannot read 'soon' as a time"):
+        parse_time("soon", "--cutoff")
