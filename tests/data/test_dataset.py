@@ -45,7 +45,9 @@ def test_prepare_is_independent_of_input_row_order():
 
 def test_same_timestamp_keeps_input_order():
     rows = [("u", "x", "view", 5), ("u", "y", "view", 5), ("u", "z", "view", 5)]
-    events = pl.DataFrame(rows, schema=["user_id", "item_id", "behavior", "timestamp"], orient="row")
+    events = pl.DataFrame(
+        rows, schema=["user_id", "item_id", "behavior", "timestamp"], orient="row"
+    )
     ds = prepare(events, SplitSpec(), "ms")
     assert ds.vocab.decode_items(ds.sequences.item_ids) == ["x", "y", "z"]
 
