@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING
 from shopseq.errors import ShopseqInputError
 
 if TYPE_CHECKING:
+    from shopseq.data.dataset import Dataset
     from shopseq.data.ingest import IngestResult
 
 FORMATS = ("taobao", "rees46", "yoochoose", "otto", "sasrec", "s3rec", "recbole", "csv")
 BASELINE_NAMES = ("pop", "recent-pop", "markov", "itemknn")
 REPORT_METRICS = ("HR@10", "NDCG@10", "MRR@10", "HR@20", "NDCG@20")
+RUN_FILE = "run.json"  # records which prepared dataset a run was trained on
 
 
 def parse_pairs(text: str | None, flag: str) -> dict[str, str]:
@@ -123,17 +125,26 @@ def cmd_prepare(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    if (Path(args.target) / RUN_FILE).exists():
+        _evaluate_run(args)
+    else:
+        _evaluate_baselines(args)
+
+
+def _evaluate_baselines(args: argparse.Namespace) -> None:
     from shopseq.data.dataset import load_dataset
     from shopseq.evaluate.runner import evaluate_baseline
     from shopseq.tables import format_table
 
-    ds = load_dataset(args.dataset)
+    ds = load_dataset(args.target)
     names = args.baseline or list(BASELINE_NAMES)
     unknown = [n for n in names if n not in BASELINE_NAMES]
     if unknown:
         raise ShopseqInputError(
             f"unknown baseline '{unknown[0]}'; choose one of: {', '.join(BASELINE_NAMES)}"
         )
+    if args.out is None:
+        raise ShopseqInputError("evaluate DATASET needs --out DIR for metrics.json")
     out = Path(args.out)
     rows = []
     for name in names:
@@ -146,11 +157,78 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         target = out if len(names) == 1 else out / name
         _write_json(target / "metrics.json", metrics)
         rows.append({"model": name, **{f"test {m}": metrics["test"][m] for m in REPORT_METRICS}})
-    print(f"full-catalogue ranking on {args.dataset} (test; filter seen: {args.filter_seen})")
+    print(f"full-catalogue ranking on {args.target} (test; filter seen: {args.filter_seen})")
     print(format_table(rows, ["model", *(f"test {m}" for m in REPORT_METRICS)]))
     if len(names) > 1:
         _write_json(out / "comparison.json", rows)
     print(f"wrote {out}")
+
+
+def _evaluate_run(args: argparse.Namespace) -> None:
+    from shopseq.evaluate.runner import evaluate_phase
+    from shopseq.tables import format_table
+    from shopseq.train.loop import load_run
+
+    ds = _run_dataset(args.target)
+    model, _ = load_run(args.target)
+    metrics = {
+        phase: evaluate_phase(model, ds, phase, filter_seen=args.filter_seen, progress=True)
+        for phase in ("valid", "test")
+    }
+    out = Path(args.out) if args.out else Path(args.target) / "evaluation"
+    _write_json(out / "metrics.json", metrics)
+    rows = [{"phase": phase, **{m: metrics[phase][m] for m in REPORT_METRICS}} for phase in metrics]
+    print(f"full-catalogue ranking of {args.target} (filter seen: {args.filter_seen})")
+    print(format_table(rows, ["phase", *REPORT_METRICS]))
+    print(f"wrote {out / 'metrics.json'}")
+
+
+def _run_dataset(run_dir: str) -> Dataset:
+    """The prepared dataset a run was trained on (recorded in its run.json)."""
+    from shopseq.data.dataset import load_dataset
+
+    info = json.loads((Path(run_dir) / RUN_FILE).read_text())
+    return load_dataset(info["dataset"])
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from shopseq.config import load_config
+    from shopseq.data.dataset import load_dataset
+    from shopseq.tables import format_table
+    from shopseq.train.loop import train
+
+    cfg = load_config(args.config, args.set or ())
+    ds = load_dataset(args.dataset)
+    out = Path(args.out)
+    _write_json(out / RUN_FILE, {"dataset": str(Path(args.dataset).resolve())})
+    metrics = train(ds, cfg, out, resume=args.resume)
+    rows = [{"phase": p, **{m: metrics[p][m] for m in REPORT_METRICS}} for p in ("valid", "test")]
+    print(
+        f"best epoch {metrics['best_epoch']} of {metrics['epochs_run']} "
+        f"({metrics['train_seconds']:.1f} s of training)"
+    )
+    print(format_table(rows, ["phase", *REPORT_METRICS]))
+    print(f"wrote {out}")
+
+
+def cmd_recommend(args: argparse.Namespace) -> None:
+    from shopseq.evaluate.runner import recommend
+    from shopseq.tables import format_table
+    from shopseq.train.loop import load_run
+
+    ds = _run_dataset(args.run)
+    model, _ = load_run(args.run)
+    recs = recommend(model, ds, args.user, k=args.k, filter_seen=not args.keep_seen)
+    if args.json:
+        print(json.dumps([{"user": r.user, "items": r.items, "scores": r.scores} for r in recs]))
+        return
+    for rec in recs:
+        print(f"user {rec.user}")
+        rows = [
+            {"rank": i + 1, "item": item, "score": score}
+            for i, (item, score) in enumerate(zip(rec.items, rec.scores, strict=True))
+        ]
+        print(format_table(rows, ["rank", "item", "score"]))
 
 
 def _write_json(path: Path, data: object) -> None:
@@ -196,19 +274,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="dataset dir to write")
     p.set_defaults(func=cmd_prepare)
 
-    p = sub.add_parser("evaluate", help="full-catalogue ranking of baselines on a prepared dataset")
-    p.add_argument("dataset", help="a prepared dataset dir")
+    p = sub.add_parser(
+        "evaluate", help="full-catalogue ranking of baselines on a dataset, or of a trained run"
+    )
+    p.add_argument("target", help="a prepared dataset dir (baselines) or a run dir (its model)")
     p.add_argument(
         "--baseline",
         action="append",
         metavar="|".join(BASELINE_NAMES),
-        help="baseline to evaluate (repeat for several; default: all)",
+        help="baseline to evaluate on a dataset (repeat for several; default: all)",
     )
     p.add_argument(
         "--filter-seen", action="store_true", help="never rank items already in the history"
     )
-    p.add_argument("--out", required=True, help="output dir for metrics.json")
+    p.add_argument("--out", help="output dir for metrics.json (default for a run: RUN/evaluation)")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("train", help="train the Behaviour Transformer on a prepared dataset")
+    p.add_argument("dataset", help="a prepared dataset dir")
+    p.add_argument("--config", help="YAML/JSON config, e.g. configs/amazon-beauty.yaml")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. train.lr=0.002",
+    )
+    p.add_argument("--out", required=True, help="run dir to write (model, config, metrics)")
+    p.add_argument("--resume", action="store_true", help="continue from the run dir's checkpoint")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("recommend", help="top-k next items for users from a trained run")
+    p.add_argument("run", help="a run dir written by `shopseq train`")
+    p.add_argument("--user", action="append", required=True, help="raw user id (repeatable)")
+    p.add_argument("--k", type=int, default=10, help="how many items (default 10)")
+    p.add_argument("--keep-seen", action="store_true", help="allow items already in the history")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_recommend)
     return parser
 
 
