@@ -1,0 +1,218 @@
+"""Typed, frozen run configuration: model and training sections, loaded from YAML/JSON + overrides.
+
+    cfg = load_config("configs/amazon-beauty.yaml", ["model.d_model=128", "train.lr=5e-4"])
+
+Unknown keys are errors that name the key; override values are parsed by the field's type.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shopseq.errors import ShopseqInputError
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The Behaviour Transformer: event embeddings -> `transformers` backbone -> heads."""
+
+    arch: str = "gpt2"  # any `transformers` model type: gpt2, llama (causal); bert (masked)
+    d_model: int = 64
+    n_layers: int = 2
+    n_heads: int = 1
+    d_ff: int = 0  # feed-forward width; 0 = 4 * d_model (SASRec uses d_model)
+    dropout: float = 0.2
+    max_len: int = 50  # events per window (max_seq_len)
+    use_behavior: bool = True
+    use_time_gap: bool = True  # ignored (off) when the dataset's timestamps are ordinal
+    use_category: bool = True  # used only when the dataset has categories
+    n_time_buckets: int = 32  # log2-bucketed gap to the previous event, in seconds
+    init_std: float = 0.02
+
+    @property
+    def causal(self) -> bool:
+        """Causal (next-event) backbones vs bidirectional masked ones (BERT-style)."""
+        return self.arch not in BIDIRECTIONAL_ARCHS
+
+
+BIDIRECTIONAL_ARCHS = ("bert", "roberta", "distilbert", "albert", "electra", "modernbert")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation, objective and early stopping."""
+
+    loss: str = "full"  # full | sampled (softmax with logQ correction)
+    n_negatives: int = 256  # sampled softmax: negatives shared by the batch
+    negatives: str = "uniform"  # uniform | popularity
+    mask_prob: float = 0.2  # masked-item objective (bidirectional archs)
+    item_weight: float = 1.0  # next-item (or masked-item) loss weight
+    behavior_weight: float = 0.0  # next-behaviour loss weight; 0 = head untrained
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 100
+    schedule: str = "constant"  # constant | linear | cosine (decay after warm-up)
+    min_lr_ratio: float = 0.0  # floor of the decayed lr as a share of lr
+    batch_size: int = 128
+    max_epochs: int = 200
+    patience: int = 10  # epochs without a better valid NDCG@10 before stopping
+    grad_clip: float = 1.0  # max gradient norm; 0 = off
+    seed: int = 0
+    eval_batch_size: int = 1024
+    filter_seen: bool = True
+    num_threads: int = 2  # torch CPU threads
+    refit_for_test: bool = False  # test model = refit on train+valid for the best epoch count
+    all_windows: bool = True  # long sequences contribute every max_len window, not just the last
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything `train` needs besides the dataset."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> RunConfig:
+    """A RunConfig from a YAML/JSON file (or defaults) with ``key=value`` overrides applied."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        data = _read_mapping(Path(path))
+    cfg = config_from_dict(data, source=str(path) if path is not None else "config")
+    return apply_overrides(cfg, overrides)
+
+
+def config_from_dict(data: Mapping[str, Any], source: str = "config") -> RunConfig:
+    """Build a RunConfig from a nested mapping; unknown sections or keys are errors."""
+    return _build(RunConfig, data, prefix="", source=source)
+
+
+def config_to_dict(cfg: RunConfig) -> dict[str, Any]:
+    """A JSON-serialisable nested dict (round-trips through :func:`config_from_dict`)."""
+    return dataclasses.asdict(cfg)
+
+
+def save_config(cfg: RunConfig, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(config_to_dict(cfg), indent=2))
+
+
+def apply_overrides(cfg: RunConfig, overrides: Sequence[str]) -> RunConfig:
+    """Apply ``section.key=value`` strings; values parsed by the field's type."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ShopseqInputError(f"override '{item}' is not of the form key=value")
+        cfg = _set(cfg, key.strip().split("."), raw.strip(), key.strip())
+    return cfg
+
+
+def _set(obj: Any, path: list[str], raw: str, full_key: str) -> Any:
+    names = {f.name: f for f in dataclasses.fields(obj)}
+    if path[0] not in names:
+        raise ShopseqInputError(_unknown(full_key, type(obj), names))
+    fld = names[path[0]]
+    hint = _hints(type(obj))[fld.name]
+    if dataclasses.is_dataclass(hint):
+        if len(path) == 1:
+            raise ShopseqInputError(f"config key '{full_key}' is a section; set one of its keys")
+        return dataclasses.replace(
+            obj, **{fld.name: _set(getattr(obj, fld.name), path[1:], raw, full_key)}
+        )
+    if len(path) > 1:
+        raise ShopseqInputError(_unknown(full_key, type(obj), names))
+    return dataclasses.replace(obj, **{fld.name: _parse(raw, hint, full_key)})
+
+
+def _build(cls: Any, data: Mapping[str, Any], prefix: str, source: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ShopseqInputError(f"{source}: '{prefix.rstrip('.') or 'config'}' must be a mapping")
+    names = {f.name for f in dataclasses.fields(cls)}
+    hints = _hints(cls)
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        full = f"{prefix}{key}"
+        if key not in names:
+            raise ShopseqInputError(f"{source}: " + _unknown(full, cls, names))
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = _build(hint, value or {}, f"{full}.", source)
+        else:
+            kwargs[key] = _coerce(value, hint, full, source)
+    return cls(**kwargs)
+
+
+def _unknown(key: str, cls: Any, names: Any) -> str:
+    return f"unknown config key '{key}' (known in {cls.__name__}: {', '.join(sorted(names))})"
+
+
+def _hints(cls: Any) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
+    """A value read from YAML/JSON checked against (and widened to) the field's type."""
+    if isinstance(value, str) and hint is not str:
+        return _parse(value, hint, key)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, bool, str) and type(value) is not hint:
+        raise ShopseqInputError(
+            f"{source}: config key '{key}' must be {hint.__name__}, got {value!r}"
+        )
+    return value
+
+
+def _parse(raw: str, hint: Any, key: str) -> Any:
+    """Parse an override string by the field's type."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if raw.lower() in ("none", "null", ""):
+            return None
+        return _parse(raw, args[0], key)
+    try:
+        if hint is bool:
+            low = raw.lower()
+            if low in ("true", "1", "yes", "on"):
+                return True
+            if low in ("false", "0", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if hint is int:
+            return int(raw)
+        if hint is float:
+            return float(raw)
+        if hint is str:
+            return raw
+    except ValueError:
+        raise ShopseqInputError(
+            f"config key '{key}' must be {hint.__name__}, got '{raw}'"
+        ) from None
+    raise ShopseqInputError(f"config key '{key}' has an unsupported type {hint}")
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ShopseqInputError(f"{path}: config file not found")
+    text = path.read_text()
+    try:
+        if path.suffix == ".json":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception as err:  # noqa: BLE001 - any parse error is the user's file
+        msg = str(err).replace("\n", " ")
+        raise ShopseqInputError(f"{path}: cannot parse config: {msg}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ShopseqInputError(f"{path}: a config must be a mapping with model/train sections")
+    return data

@@ -1,0 +1,504 @@
+"""Train a BehaviorModel: length-bucketed windows, every position a target, early stopping on valid.
+
+    metrics = train(ds, load_config("configs/amazon-beauty.yaml"), "runs/beauty")
+    model, cfg = load_run("runs/beauty")
+
+Training reads ``ds.train_sequences("valid")`` only, so no valid or test target is ever seen.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, load_model, save_file, save_model
+
+from shopseq.config import RunConfig, TrainConfig, load_config, save_config
+from shopseq.data.batching import Batch, history_batch, window_index
+from shopseq.data.dataset import Dataset
+from shopseq.data.schema import PAD, TIME_UNIT_ORDINAL
+from shopseq.data.sequences import Sequences
+from shopseq.data.vocab import Vocab
+from shopseq.models.behavior_model import BehaviorModel
+from shopseq.train import objectives as obj
+
+MODEL_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+VOCAB_FILE = "vocab.json"
+METRICS_FILE = "metrics.json"
+CHECKPOINT_DIR = "checkpoint"
+SELECT_METRIC = "NDCG@10"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainBatch:
+    """Input windows plus, per position, the item (and behaviour) that position must predict."""
+
+    inputs: Batch  # [B, T] windows
+    target_ids: torch.Tensor  # [B, T] item ids to predict, PAD where nothing is predicted
+    target_behavior_ids: torch.Tensor  # [B, T] behaviour ids to predict, 0 where nothing
+    loss_mask: torch.Tensor  # [B, T] bool, True = this position is trained
+
+
+# ---------------------------------------------------------------- windows and batches
+
+
+def training_windows(
+    seqs: Sequences, span: int, stride: int, all_windows: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) [W] event ranges of at most ``span`` events, cut back from each user's end.
+
+    Windows step back by ``stride`` so every event is a target once; users with < 2 events
+    give none. With ``all_windows=False`` only each user's latest window is kept.
+    """
+    lengths = seqs.lengths
+    eligible = lengths >= 2
+    n_windows = np.where(eligible, np.ceil((lengths - span) / stride).clip(min=0) + 1, 0)
+    if not all_windows:
+        n_windows = np.minimum(n_windows, 1)
+    n_windows = n_windows.astype(np.int64)
+    users = np.repeat(np.arange(seqs.n_users), n_windows)
+    k = np.arange(len(users)) - np.repeat(np.cumsum(n_windows) - n_windows, n_windows)
+    ends = seqs.offsets[users + 1] - k * stride
+    starts = np.maximum(seqs.offsets[users], ends - span)
+    keep = ends - starts >= 2
+    return starts[keep], ends[keep]
+
+
+def bucketed_batches(
+    lengths: np.ndarray, batch_size: int, rng: np.random.Generator, pool: int = 64
+) -> list[np.ndarray]:
+    """Window indices grouped into batches of similar length (little padding), in random order.
+
+    Shuffle, sort by length inside pools of ``pool`` batches, cut, then shuffle the batches.
+    """
+    order = rng.permutation(len(lengths))
+    batches: list[np.ndarray] = []
+    chunk = batch_size * pool
+    for start in range(0, len(order), chunk):
+        part = order[start : start + chunk]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def make_train_batch(
+    seqs: Sequences,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    causal: bool,
+    mask_prob: float,
+    generator: torch.Generator,
+) -> TrainBatch:
+    """A left-padded batch of windows ``[starts, ends)`` with per-position targets.
+
+    Causal: position t reads events <= t and predicts event t + 1. Masked: random events are
+    replaced by MASK (behaviour/category hidden too) and predicted from both sides.
+    """
+    t = int((ends - starts).max())
+    index, valid = window_index(starts, np.arange(len(starts)), ends, t)  # [B, T]
+
+    def gather(values: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.where(valid, values[index], PAD).astype(np.int64))
+
+    items, behaviors, stamps = (
+        gather(seqs.item_ids),
+        gather(seqs.behavior_ids),
+        gather(seqs.timestamps),
+    )
+    cats = None if seqs.category_ids is None else gather(seqs.category_ids)
+    pad = torch.from_numpy(~valid)
+    users = torch.zeros(len(starts), dtype=torch.int64)
+    if causal:
+        inputs = Batch(
+            items[:, :-1],
+            behaviors[:, :-1],
+            stamps[:, :-1],
+            pad[:, :-1],
+            users,
+            None if cats is None else cats[:, :-1],
+        )
+        return TrainBatch(inputs, items[:, 1:], behaviors[:, 1:], ~pad[:, :-1])
+    masked_items, chosen = obj.mask_items(items, pad, mask_prob, generator)
+    inputs = Batch(
+        masked_items,
+        behaviors.masked_fill(chosen, 0),
+        stamps,
+        pad,
+        users,
+        None if cats is None else cats.masked_fill(chosen, 0),
+    )
+    return TrainBatch(inputs, items, behaviors, chosen)
+
+
+# ---------------------------------------------------------------- loss, schedule, optimiser
+
+
+def lr_at(step: int, cfg: TrainConfig, total_steps: int) -> float:
+    """Learning rate at optimiser step ``step`` (0-based): linear warm-up, then the schedule."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return cfg.lr
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps))
+    floor = cfg.lr * cfg.min_lr_ratio
+    if cfg.schedule == "linear":
+        return floor + (cfg.lr - floor) * (1.0 - progress)
+    if cfg.schedule == "cosine":
+        return floor + (cfg.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    raise ValueError(f"unknown train.schedule '{cfg.schedule}' (constant, linear, cosine)")
+
+
+def batch_loss(
+    model: BehaviorModel,
+    tb: TrainBatch,
+    cfg: TrainConfig,
+    sampler: NegativeSampler | None,
+) -> torch.Tensor:
+    """Weighted multi-task loss over the real target positions of one batch."""
+    h = model(tb.inputs)[tb.loss_mask]  # [N, D] real positions only
+    parts: dict[str, torch.Tensor] = {}
+    if cfg.item_weight > 0:
+        table = model.embed.items.weight  # [V, D], tied to the next-item head
+        targets = tb.target_ids[tb.loss_mask]  # [N]
+        if sampler is None:
+            parts["item"] = obj.full_softmax_loss(h, table, targets)
+        else:
+            negatives = sampler.draw()
+            parts["item"] = obj.sampled_softmax_loss(h, table, targets, negatives, sampler.log_q)
+    if cfg.behavior_weight > 0:
+        logits = model.heads.behavior_logits(h)  # [N, C]
+        parts["behavior"] = obj.behavior_loss(logits, tb.target_behavior_ids[tb.loss_mask])
+    weights = {"item": cfg.item_weight, "behavior": cfg.behavior_weight}
+    return obj.total_loss(parts, weights)
+
+
+@dataclass
+class NegativeSampler:
+    """Negatives for the sampled softmax, with the log sampling probability of every id."""
+
+    n_negatives: int
+    n_tokens: int
+    probs: torch.Tensor | None  # [V] or None = uniform
+    log_q: torch.Tensor  # [V]
+    generator: torch.Generator
+
+    def draw(self) -> torch.Tensor:
+        return obj.sample_negatives(self.n_negatives, self.probs, self.n_tokens, self.generator)
+
+
+def make_sampler(
+    cfg: TrainConfig, seqs: Sequences, n_tokens: int, generator: torch.Generator
+) -> NegativeSampler | None:
+    if cfg.loss == "full":
+        return None
+    if cfg.loss != "sampled":
+        raise ValueError(f"unknown train.loss '{cfg.loss}' (full, sampled)")
+    if cfg.negatives == "uniform":
+        probs = None
+        log_q = obj.uniform_log_q(n_tokens)
+    elif cfg.negatives == "popularity":
+        probs = obj.popularity_probs(torch.from_numpy(seqs.item_ids), n_tokens)
+        log_q = probs.log()
+    else:
+        raise ValueError(f"unknown train.negatives '{cfg.negatives}' (uniform, popularity)")
+    return NegativeSampler(cfg.n_negatives, n_tokens, probs, log_q, generator)
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW; weight decay on matrices only (not on biases, norms or embedding tables)."""
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        is_table = name.startswith("embed.")
+        (decay if p.ndim >= 2 and not is_table else no_decay).append(p)
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98))
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def build_model(cfg: RunConfig, vocab: Vocab) -> BehaviorModel:
+    """A fresh model; ``cfg`` must already be :func:`effective_config` for its dataset."""
+    return BehaviorModel(cfg.model, vocab, time_gaps=cfg.model.use_time_gap)
+
+
+def effective_config(cfg: RunConfig, ds: Dataset) -> RunConfig:
+    """``cfg`` with features the dataset lacks switched off (what gets saved in config.json)."""
+    model = replace(
+        cfg.model,
+        use_time_gap=cfg.model.use_time_gap and ds.time_unit != TIME_UNIT_ORDINAL,
+        use_category=cfg.model.use_category and bool(ds.vocab.categories),
+        use_behavior=cfg.model.use_behavior and ds.vocab.n_behaviors > 1,
+    )
+    return replace(cfg, model=model)
+
+
+@dataclass
+class Fit:
+    """What one training pass over a set of sequences needs: model, optimiser, windows, RNGs."""
+
+    model: BehaviorModel
+    optimizer: torch.optim.AdamW
+    seqs: Sequences
+    starts: np.ndarray  # [W] window starts (event index)
+    ends: np.ndarray  # [W] window ends (exclusive)
+    sampler: NegativeSampler | None
+    generator: torch.Generator
+    rng: np.random.Generator
+    total_steps: int
+
+
+def start_fit(cfg: RunConfig, ds: Dataset, phase: str) -> Fit:
+    """A freshly seeded model and optimiser over the training inputs of ``phase``."""
+    tc = cfg.train
+    torch.manual_seed(tc.seed)  # parameter init and dropout
+    model = build_model(cfg, ds.vocab)
+    generator = torch.Generator().manual_seed(tc.seed)
+    seqs = ds.train_sequences(phase)
+    span = cfg.model.max_len + 1 if model.causal else cfg.model.max_len
+    stride = span - 1 if model.causal else span
+    starts, ends = training_windows(seqs, span, stride, tc.all_windows)
+    total_steps = math.ceil(len(starts) / tc.batch_size) * tc.max_epochs
+    sampler = make_sampler(tc, seqs, ds.vocab.n_tokens, generator)
+    optimizer = make_optimizer(model, tc)
+    rng = np.random.default_rng(tc.seed)
+    return Fit(model, optimizer, seqs, starts, ends, sampler, generator, rng, total_steps)
+
+
+def train_epoch(
+    fit: Fit, tc: TrainConfig, step: int, writer: Any, desc: str, progress: bool
+) -> tuple[float, int]:
+    """One pass over all windows in length-bucketed batches; returns (mean loss, next step)."""
+    from tqdm.auto import tqdm
+
+    tick = time.perf_counter()
+    model = fit.model.train()
+    losses: list[float] = []
+    batches = bucketed_batches(fit.ends - fit.starts, tc.batch_size, fit.rng)
+    bar = tqdm(batches, desc=desc, disable=not progress, leave=False)
+    for n_seen, rows in enumerate(bar, start=1):
+        lr = lr_at(step, tc, fit.total_steps)
+        for group in fit.optimizer.param_groups:
+            group["lr"] = lr
+        tb = make_train_batch(
+            fit.seqs, fit.starts[rows], fit.ends[rows], model.causal, tc.mask_prob, fit.generator
+        )
+        loss = batch_loss(model, tb, tc, fit.sampler)
+        fit.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if tc.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+        fit.optimizer.step()
+        step += 1
+        losses.append(loss.item())
+        if n_seen % 20 == 0:
+            rate = n_seen * tc.batch_size / (time.perf_counter() - tick)
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", seq_s=f"{rate:.0f}")
+            writer.add_scalar("train/loss", losses[-1], step)
+            writer.add_scalar("train/lr", lr, step)
+    return float(np.mean(losses)), step
+
+
+def train(
+    ds: Dataset, cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress: bool = True
+) -> dict[str, Any]:
+    """Fit on the valid phase's training inputs, early-stop on valid NDCG@10, test the best.
+
+    Writes model.safetensors (best), config.json, vocab.json, metrics.json, checkpoint/ (last
+    state, for ``resume``) and tb/ (TensorBoard scalars) under ``out_dir``; returns the metrics.
+    With ``train.refit_for_test`` the test model is retrained on the test phase's training
+    inputs (valid targets included) for the best epoch count, as the baselines are refit.
+    """
+    from torch.utils.tensorboard import SummaryWriter
+
+    from shopseq.evaluate.runner import evaluate_phase
+
+    tc = cfg.train
+    torch.set_num_threads(tc.num_threads)
+    cfg = effective_config(cfg, ds)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / CONFIG_FILE)
+    ds.vocab.save(out / VOCAB_FILE)
+    fit = start_fit(cfg, ds, "valid")
+    model = fit.model
+
+    state: dict[str, Any] = {"epoch": 0, "step": 0, "best": -1.0, "best_epoch": 0, "bad": 0}
+    state |= {"history": [], "train_seconds": 0.0, "best_valid": {}}
+    if resume and (out / CHECKPOINT_DIR / "state.json").exists():
+        state = load_checkpoint(out / CHECKPOINT_DIR, model, fit.optimizer, fit.generator, fit.rng)
+    writer = SummaryWriter(str(out / "tb"))
+    while state["epoch"] < tc.max_epochs and state["bad"] < tc.patience:
+        tick = time.perf_counter()
+        desc = f"epoch {state['epoch'] + 1}"
+        loss, state["step"] = train_epoch(fit, tc, state["step"], writer, desc, progress)
+        epoch_seconds = time.perf_counter() - tick
+        state["epoch"] += 1
+        valid = evaluate_phase(model, ds, "valid", batch_size=tc.eval_batch_size, progress=False)
+        state["train_seconds"] += time.perf_counter() - tick
+        row = {
+            "epoch": state["epoch"],
+            "loss": loss,
+            "seconds": epoch_seconds,
+            "HR@10": valid["HR@10"],
+            "NDCG@10": valid[SELECT_METRIC],
+        }
+        state["history"].append(row)
+        writer.add_scalar("train/epoch_loss", row["loss"], state["epoch"])
+        writer.add_scalar("train/epoch_seconds", epoch_seconds, state["epoch"])
+        for key, value in valid.items():
+            writer.add_scalar(f"valid/{key}", value, state["epoch"])
+        if valid[SELECT_METRIC] > state["best"]:
+            state |= {"best": valid[SELECT_METRIC], "best_epoch": state["epoch"], "bad": 0}
+            state["best_valid"] = valid
+            state["time_to_best"] = state["train_seconds"]
+            save_model(model, str(out / MODEL_FILE))
+        else:
+            state["bad"] += 1
+        log.info(
+            f"epoch {state['epoch']}: loss {row['loss']:.4f} {epoch_seconds:.1f}s "
+            f"valid HR@10 {valid['HR@10']:.4f} NDCG@10 {valid[SELECT_METRIC]:.4f}"
+            f" (best {state['best']:.4f} @ {state['best_epoch']})"
+        )
+        save_checkpoint(out / CHECKPOINT_DIR, model, fit.optimizer, fit.generator, fit.rng, state)
+    if tc.refit_for_test and "refit_seconds" not in state:
+        state["selection_test"] = evaluate_phase(
+            load_run(out)[0], ds, "test", batch_size=tc.eval_batch_size, progress=False
+        )
+        tick = time.perf_counter()
+        refit = start_fit(cfg, ds, "test")
+        step = 0
+        for epoch in range(state["best_epoch"]):
+            _, step = train_epoch(refit, tc, step, writer, f"refit {epoch + 1}", progress)
+        save_model(refit.model, str(out / MODEL_FILE))
+        state["refit_seconds"] = time.perf_counter() - tick
+        save_checkpoint(out / CHECKPOINT_DIR, model, fit.optimizer, fit.generator, fit.rng, state)
+    writer.close()
+    return finish(ds, out, state, tc)
+
+
+def finish(ds: Dataset, out: Path, state: dict[str, Any], tc: TrainConfig) -> dict[str, Any]:
+    """Test with the best-valid weights and write metrics.json."""
+    from shopseq.evaluate.runner import evaluate_phase
+
+    model, _ = load_run(out)
+    test = evaluate_phase(model, ds, "test", batch_size=tc.eval_batch_size, progress=False)
+    seconds = [row["seconds"] for row in state["history"]]
+    metrics: dict[str, Any] = {
+        "valid": state["best_valid"],
+        "test": test,
+        "best_epoch": state["best_epoch"],
+        "epochs_run": state["epoch"],
+        "train_seconds": state["train_seconds"],
+        "time_to_best_seconds": state.get("time_to_best", 0.0),
+        "seconds_per_epoch_median": float(np.median(seconds)) if seconds else 0.0,
+        "n_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "history": state["history"],
+    }
+    if "selection_test" in state:
+        metrics["test_without_refit"] = state["selection_test"]
+        metrics["refit_seconds"] = state["refit_seconds"]
+    if tc.behavior_weight > 0:
+        metrics["next_behavior"] = evaluate_behavior(model, ds, "test", tc.eval_batch_size)
+    (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def evaluate_behavior(
+    model: BehaviorModel, ds: Dataset, phase: str, batch_size: int = 1024
+) -> dict[str, object]:
+    """Next-behaviour classification report (macro-F1, per class, log-loss) on one phase."""
+    from shopseq.evaluate.classification import classification_report
+
+    target = ds.phases[phase]
+    probs, truth = [], []
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, target.n_targets, batch_size):
+            chunk = slice(start, start + batch_size)
+            batch = history_batch(
+                ds.sequences, target.users[chunk], target.history_end[chunk], model.max_len
+            )
+            probs.append(model.behavior_probs(batch)[:, 1:])  # drop the PAD column
+            truth.append(ds.sequences.behavior_ids[target.targets[chunk]] - 1)
+    return classification_report(
+        torch.cat(probs).numpy(), np.concatenate(truth), list(ds.vocab.behaviors)
+    )
+
+
+def load_run(run_dir: str | Path) -> tuple[BehaviorModel, RunConfig]:
+    """The best model of a run dir (in eval mode) and its config."""
+    root = Path(run_dir)
+    cfg = load_config(root / CONFIG_FILE)
+    model = build_model(cfg, Vocab.load(root / VOCAB_FILE))
+    load_model(model, str(root / MODEL_FILE))
+    return model.eval(), cfg
+
+
+# ---------------------------------------------------------------- checkpoints (no pickle)
+
+
+def save_checkpoint(
+    path: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    rng: np.random.Generator,
+    state: dict[str, Any],
+) -> None:
+    """Last state: weights, optimiser moments and RNG states as safetensors, scalars as JSON."""
+    path.mkdir(parents=True, exist_ok=True)
+    save_model(model, str(path / MODEL_FILE))
+    opt = optimizer.state_dict()
+    tensors = {
+        f"{index}.{name}": value.detach().reshape(-1) if value.ndim == 0 else value
+        for index, slots in opt["state"].items()
+        for name, value in slots.items()
+    }
+    tensors["rng.generator"] = generator.get_state()
+    tensors["rng.torch"] = torch.get_rng_state()
+    save_file(tensors, str(path / "optimizer.safetensors"))
+    scalars = {
+        "state": state,
+        "param_groups": opt["param_groups"],
+        "numpy": rng.bit_generator.state,
+    }
+    (path / "state.json").write_text(json.dumps(scalars))
+
+
+def load_checkpoint(
+    path: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    rng: np.random.Generator,
+) -> dict[str, Any]:
+    """Restore what :func:`save_checkpoint` wrote; returns the loop state."""
+    load_model(model, str(path / MODEL_FILE))
+    tensors = load_file(str(path / "optimizer.safetensors"))
+    scalars = json.loads((path / "state.json").read_text())
+    generator.set_state(tensors.pop("rng.generator"))
+    torch.set_rng_state(tensors.pop("rng.torch"))
+    slots: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        index, name = key.split(".", 1)
+        slots.setdefault(int(index), {})[name] = value.reshape(()) if name == "step" else value
+    optimizer.load_state_dict({"state": slots, "param_groups": scalars["param_groups"]})
+    rng.bit_generator.state = scalars["numpy"]
+    state: dict[str, Any] = scalars["state"]
+    return state

@@ -1,0 +1,87 @@
+import json
+
+import pytest
+
+from shopseq.config import (
+    ModelConfig,
+    RunConfig,
+    apply_overrides,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+)
+from shopseq.errors import ShopseqInputError
+
+
+def test_defaults_are_laptop_sized():
+    cfg = load_config()
+    assert cfg.model.d_model == 64 and cfg.model.max_len == 50 and cfg.model.causal
+
+
+def test_overrides_are_parsed_by_field_type():
+    cfg = apply_overrides(
+        RunConfig(),
+        ["model.d_model=128", "train.lr=5e-4", "model.use_behavior=false", "model.arch=bert"],
+    )
+    assert cfg.model.d_model == 128 and isinstance(cfg.model.d_model, int)
+    assert cfg.train.lr == 5e-4
+    assert cfg.model.use_behavior is False
+    assert not cfg.model.causal
+
+
+def test_unknown_override_key_is_named():
+    with pytest.raises(ShopseqInputError, match=r"unknown config key 'model.d_modle'"):
+        apply_overrides(RunConfig(), ["model.d_modle=3"])
+
+
+def test_unknown_section_is_named():
+    with pytest.raises(ShopseqInputError, match=r"unknown config key 'optim'"):
+        config_from_dict({"optim": {"lr": 1}})
+
+
+def test_unknown_file_key_is_named_with_the_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  d_model: 32\n  n_layer: 3\n")
+    with pytest.raises(ShopseqInputError) as err:
+        load_config(path)
+    assert str(err.value).startswith(f"{path}: unknown config key 'model.n_layer'")
+
+
+def test_bad_value_names_key_and_type():
+    with pytest.raises(
+        ShopseqInputError, match=r"config key 'train.batch_size' must be int, got 'big'"
+    ):
+        apply_overrides(RunConfig(), ["train.batch_size=big"])
+
+
+def test_override_without_equals_is_an_error():
+    with pytest.raises(ShopseqInputError, match="not of the form key=value"):
+        apply_overrides(RunConfig(), ["model.d_model"])
+
+
+def test_yaml_int_widens_to_float_and_wrong_type_is_an_error(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  lr: 1\n")
+    assert load_config(path).train.lr == 1.0
+    path.write_text("train:\n  batch_size: 1.5\n")
+    with pytest.raises(ShopseqInputError, match="'train.batch_size' must be int"):
+        load_config(path)
+
+
+def test_json_round_trip(tmp_path):
+    cfg = RunConfig(model=ModelConfig(d_model=32, arch="llama"))
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(config_to_dict(cfg)))
+    assert load_config(path) == cfg
+
+
+def test_shipped_configs_load():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    names = sorted(p.name for p in root.glob("*.yaml"))
+    assert {"amazon-beauty.yaml", "amazon-sports.yaml", "amazon-toys.yaml", "demo.yaml"} <= set(
+        names
+    )
+    for name in names:
+        load_config(root / name)

@@ -1,0 +1,215 @@
+import json
+from dataclasses import replace
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from shopseq.config import RunConfig, TrainConfig, apply_overrides
+from shopseq.data.batching import history_batch
+from shopseq.data.dataset import prepare
+from shopseq.data.sequences import SplitSpec, build_sequences
+from shopseq.data.synth import SynthConfig, synth
+from shopseq.data.vocab import build_vocab
+from shopseq.evaluate.runner import evaluate_phase, masked_scores, recommend
+from shopseq.train.loop import (
+    batch_loss,
+    bucketed_batches,
+    build_model,
+    effective_config,
+    load_run,
+    lr_at,
+    make_optimizer,
+    make_train_batch,
+    train,
+    training_windows,
+)
+
+torch.set_num_threads(1)  # the CI box has 2 cores shared with other jobs
+
+TINY = [
+    "model.d_model=16",
+    "model.n_layers=1",
+    "model.n_heads=1",
+    "model.max_len=10",
+    "train.batch_size=64",
+    "train.num_threads=1",
+]
+
+
+@pytest.fixture(scope="module")
+def small_ds():
+    events = synth(SynthConfig(n_users=120, n_items=80, n_categories=5, n_days=20, seed=3))
+    return prepare(events, SplitSpec())
+
+
+def toy_events(rows: list[list[int]]) -> pl.DataFrame:
+    users, items, stamps = [], [], []
+    for u, row in enumerate(rows):
+        users += [f"u{u}"] * len(row)
+        items += [str(i) for i in row]
+        stamps += list(range(len(row)))
+    return pl.DataFrame(
+        {"user_id": users, "item_id": items, "behavior": ["buy"] * len(items), "timestamp": stamps}
+    )
+
+
+def test_lr_schedule_by_hand():
+    cfg = TrainConfig(lr=1.0, warmup_steps=4, schedule="linear", min_lr_ratio=0.0)
+    assert [lr_at(s, cfg, 14) for s in (0, 1, 3)] == [0.25, 0.5, 1.0]
+    assert lr_at(4, cfg, 14) == 1.0
+    assert lr_at(9, cfg, 14) == pytest.approx(0.5)
+    assert lr_at(14, cfg, 14) == 0.0
+    cos = replace(cfg, schedule="cosine", min_lr_ratio=0.1)
+    assert lr_at(9, cos, 14) == pytest.approx(0.1 + 0.9 * 0.5)
+    assert lr_at(14, cos, 14) == pytest.approx(0.1)
+    assert lr_at(100, replace(cfg, schedule="constant"), 14) == 1.0
+
+
+def test_windows_cover_every_target_once():
+    events = toy_events([[2, 3, 4, 5, 6, 7, 8], [2, 3], [4]])
+    seqs = build_sequences(events, build_vocab(events))
+    starts, ends = training_windows(seqs, span=4, stride=3, all_windows=True)
+    # user 0 (events 0..6): [3,7) and [0,4); user 1 (events 7..8): [7,9); user 2: too short
+    assert sorted(zip(starts.tolist(), ends.tolist(), strict=True)) == [(0, 4), (3, 7), (7, 9)]
+    targets = sum((e - s - 1 for s, e in zip(starts, ends, strict=True)), 0)
+    assert targets == (7 - 1) + (2 - 1)
+    starts, ends = training_windows(seqs, span=4, stride=3, all_windows=False)
+    assert sorted(zip(starts.tolist(), ends.tolist(), strict=True)) == [(3, 7), (7, 9)]
+
+
+def test_bucketed_batches_use_every_window_once_with_little_padding():
+    lengths = np.random.default_rng(0).integers(2, 51, 1000)
+    batches = bucketed_batches(lengths, 32, np.random.default_rng(1), pool=8)
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(1000))
+    padded = sum(len(b) * lengths[b].max() for b in batches)
+    assert padded < 1.2 * lengths.sum()  # random batches pad ~1.8x
+
+
+def test_causal_train_batch_predicts_the_next_event():
+    events = toy_events([[2, 3, 4, 5], [6, 7]])
+    vocab = build_vocab(events)
+    seqs = build_sequences(events, vocab)
+    starts, ends = np.array([0, 4]), np.array([4, 6])
+    tb = make_train_batch(seqs, starts, ends, True, 0.0, torch.Generator())
+    ids = vocab.encode_items(pl.Series(["2", "3", "4", "5", "6", "7"])).tolist()
+    assert tb.inputs.item_ids.tolist() == [ids[0:3], [0, 0, ids[4]]]
+    assert tb.target_ids[tb.loss_mask].tolist() == ids[1:4] + [ids[5]]
+    assert tb.inputs.padding_mask.tolist() == [[False] * 3, [True, True, False]]
+
+
+def test_tiny_model_overfits_20_sequences():
+    rng = np.random.default_rng(0)
+    rows = rng.permutation(120).reshape(20, 6).tolist()  # distinct items: no ambiguous prefix
+    events = toy_events(rows)
+    ds = prepare(events, SplitSpec(), "ordinal")
+    cfg = apply_overrides(RunConfig(), [*TINY, "model.d_model=32", "model.dropout=0.0"])
+    cfg = effective_config(cfg, ds)
+    torch.manual_seed(0)
+    model = build_model(cfg, ds.vocab)
+    optimizer = make_optimizer(model, replace(cfg.train, lr=1e-2))
+    seqs = ds.sequences
+    starts, ends = training_windows(seqs, 11, 10, True)
+    tb = make_train_batch(seqs, starts, ends, True, 0.0, torch.Generator())
+    for _ in range(100):
+        loss = batch_loss(model, tb, cfg.train, None)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.05  # from ~log(120) = 4.8
+    model.eval()
+    with torch.no_grad():
+        scores = model.heads.item_scores(model(tb.inputs))  # [B, T, V]
+    hits = scores.argmax(-1)[tb.loss_mask] == tb.target_ids[tb.loss_mask]
+    assert hits.float().mean().item() == 1.0
+
+
+def test_zero_loss_weight_leaves_that_head_untouched(small_ds):
+    cfg = effective_config(
+        apply_overrides(RunConfig(), [*TINY, "train.behavior_weight=0"]), small_ds
+    )
+    torch.manual_seed(0)
+    model = build_model(cfg, small_ds.vocab)
+    head = [p.detach().clone() for p in model.heads.behavior.parameters()]
+    embed = model.embed.items.weight.detach().clone()
+    optimizer = make_optimizer(model, replace(cfg.train, weight_decay=0.1))
+    seqs = small_ds.train_sequences("valid")
+    starts, ends = training_windows(seqs, 11, 10, True)
+    for _ in range(3):
+        tb = make_train_batch(seqs, starts[:32], ends[:32], True, 0.0, torch.Generator())
+        loss = batch_loss(model, tb, cfg.train, None)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    for before, after in zip(head, model.heads.behavior.parameters(), strict=True):
+        assert torch.equal(before, after)
+    assert not torch.equal(embed, model.embed.items.weight)
+    # and a positive weight does train it
+    cfg = replace(cfg, train=replace(cfg.train, behavior_weight=1.0))
+    loss = batch_loss(model, tb, cfg.train, None)
+    loss.backward()
+    assert model.heads.behavior.weight.grad is not None
+
+
+@pytest.mark.parametrize(
+    "extra", [[], ["model.arch=bert", "train.loss=sampled", "train.n_negatives=20"]]
+)
+def test_train_writes_run_dir_and_reloads_identically(small_ds, tmp_path, extra):
+    cfg = apply_overrides(
+        RunConfig(), [*TINY, "train.max_epochs=2", "train.behavior_weight=0.5", *extra]
+    )
+    metrics = train(small_ds, cfg, tmp_path, progress=False)
+    for name in ("model.safetensors", "config.json", "vocab.json", "metrics.json"):
+        assert (tmp_path / name).exists()
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["epochs_run"] == 2 and 1 <= saved["best_epoch"] <= 2
+    assert set(saved) >= {"valid", "test", "best_epoch", "epochs_run", "train_seconds"}
+    assert "NDCG@10" in saved["test"] and "HR@10" in saved["valid"]
+    report = saved["next_behavior"]
+    assert set(report["per_class"]) == set(small_ds.vocab.behaviors)
+    assert 0.0 <= report["macro_f1"] <= 1.0 and report["log_loss"] > 0
+    model, loaded_cfg = load_run(tmp_path)
+    assert loaded_cfg.model.use_time_gap  # synthetic data has real timestamps
+    again = evaluate_phase(model, small_ds, "test", progress=False)
+    assert again == pytest.approx(metrics["test"])
+
+
+def test_recommend_scores_are_the_evaluation_scores(small_ds, tmp_path):
+    cfg = apply_overrides(RunConfig(), [*TINY, "train.max_epochs=1"])
+    train(small_ds, cfg, tmp_path, progress=False)
+    model, _ = load_run(tmp_path)
+    seqs = small_ds.sequences
+    users = np.arange(10)
+    ends = seqs.offsets[users + 1]
+    with torch.no_grad():
+        batch = history_batch(seqs, users, ends, model.max_len)
+        expected = masked_scores(model, batch, seqs, ends, True).topk(5)
+    recs = recommend(model, small_ds, [str(u) for u in seqs.users[users]], k=5)
+    for row, rec in enumerate(recs):
+        assert rec.scores == pytest.approx(expected.values[row].tolist(), abs=0)
+        assert rec.items == small_ds.vocab.decode_items(expected.indices[row].numpy())
+
+
+def test_resume_continues_and_seeds_make_runs_identical(small_ds, tmp_path):
+    cfg = apply_overrides(RunConfig(), [*TINY, "train.max_epochs=2", "train.patience=100"])
+    full = train(small_ds, cfg, tmp_path / "a", progress=False)
+    first = train(
+        small_ds, apply_overrides(cfg, ["train.max_epochs=1"]), tmp_path / "b", progress=False
+    )
+    assert first["epochs_run"] == 1
+    resumed = train(small_ds, cfg, tmp_path / "b", resume=True, progress=False)
+    assert resumed["epochs_run"] == 2
+    losses = [[row["loss"] for row in m["history"]] for m in (full, resumed)]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    assert resumed["test"] == pytest.approx(full["test"], rel=1e-5)
+
+
+def test_refit_for_test_retrains_for_the_best_epoch_count(small_ds, tmp_path):
+    cfg = apply_overrides(RunConfig(), [*TINY, "train.max_epochs=2", "train.refit_for_test=true"])
+    metrics = train(small_ds, cfg, tmp_path, progress=False)
+    assert "test_without_refit" in metrics and metrics["refit_seconds"] > 0
+    model, _ = load_run(tmp_path)  # the refit model is the one a run dir serves
+    again = evaluate_phase(model, small_ds, "test", progress=False)
+    assert again == pytest.approx(metrics["test"])
