@@ -17,6 +17,8 @@ demo: $(STAMP)
 	$(BIN)/shopseq synth --out $(DEMO)/log
 	$(BIN)/shopseq prepare $(DEMO)/log --split loo --out $(DEMO)/dataset
 	$(BIN)/shopseq evaluate $(DEMO)/dataset --filter-seen --out $(DEMO)/baselines
+	$(BIN)/shopseq train $(DEMO)/dataset --config configs/demo.yaml --out $(DEMO)/model
+	$(BIN)/shopseq recommend $(DEMO)/model --user u00001 --user u00002 --k 5
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
