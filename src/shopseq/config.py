@@ -35,6 +35,9 @@ class ModelConfig:
     use_category: bool = True  # used only when the dataset has categories
     n_time_buckets: int = 32  # log2-bucketed gap to the previous event, in seconds
     init_std: float = 0.02
+    # item representation (also the tied next-item head): none = ID embedding; add = ID +
+    # projected pretrained text embedding; only = projected text alone (unseen items scorable)
+    item_text: str = "none"
 
     @property
     def causal(self) -> bool:
@@ -52,6 +55,8 @@ class TrainConfig:
     loss: str = "full"  # full | sampled (softmax with logQ correction)
     n_negatives: int = 256  # sampled softmax: negatives shared by the batch
     negatives: str = "uniform"  # uniform | popularity
+    # auto = causal for causal archs, masked for bidirectional ones; both = masked + a causal pass
+    objective: str = "auto"
     mask_prob: float = 0.2  # masked-item objective (bidirectional archs)
     item_weight: float = 1.0  # next-item (or masked-item) loss weight
     behavior_weight: float = 0.0  # next-behaviour loss weight; 0 = head untrained
@@ -73,11 +78,37 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class FinetuneConfig:
+    """Adapting a pretrained run to a task, fully or with a `peft` method (train/finetune.py)."""
+
+    task: str = "purchase"  # next-item | next-behavior | purchase | churn
+    peft: str = "none"  # none (full fine-tuning) | lora | adapter | prefix | ia3
+    lora_r: int = 8  # also the rank of `adapter` (LoRA on the feed-forward block)
+    lora_alpha: float = 16.0
+    lora_dropout: float = 0.0
+    target_modules: str = ""  # comma-separated; "" = per-arch default (gpt2 c_attn, ...)
+    n_virtual_tokens: int = 8  # prefix tuning
+    train_embeddings: bool = False  # peft methods: also tune our event embeddings
+    train_heads: bool = True  # peft methods: also tune the behaviour head (task heads always)
+    horizon_hours: float = 24.0  # purchase within this many hours after the cut-off ...
+    horizon_events: int = 0  # ... or, when > 0, within the next N events
+    churn_days: float = 1.0  # churn = no event within this many days after the cut-off
+    holdout_share: float = 0.15  # users held out at the train cut-off for early stopping
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    epochs: int = 20
+    patience: int = 3
+    batch_size: int = 256
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything `train` needs besides the dataset."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> RunConfig:

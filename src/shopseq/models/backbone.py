@@ -81,10 +81,29 @@ class Backbone(nn.Module):
                 nn.init.zeros_(module.weight)
                 module.weight.requires_grad_(False)
 
-    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, padding_mask: torch.Tensor, causal_pass: bool = False
+    ) -> torch.Tensor:
+        """``causal_pass``: run a bidirectional backbone under a causal mask (objective both)."""
+        mask: torch.Tensor = (~padding_mask).long()  # [B, T] 1 = attend
+        if causal_pass and not self.causal:
+            mask = causal_attention_mask(padding_mask)  # [B, 1, T, T], used as given
         out = self.model(
             inputs_embeds=x,  # [B, T, D]
-            attention_mask=(~padding_mask).long(),  # [B, T] 1 = attend
+            attention_mask=mask,
             position_ids=positions(padding_mask),  # rotary archs need real positions
         )
         return out.last_hidden_state  # [B, T, D]
+
+
+def causal_attention_mask(padding_mask: torch.Tensor) -> torch.Tensor:
+    """[B, 1, T, T] bool, True = attend: real keys at or before the query.
+
+    Each position also sees itself, so a left-padding query has one key instead of none
+    (no NaN); padding states are never trained or read.
+    """
+    t = padding_mask.shape[1]
+    earlier = torch.ones(t, t, dtype=torch.bool, device=padding_mask.device).tril()  # [T, T]
+    allowed = earlier[None] & ~padding_mask[:, None, :]  # [B, T, T]
+    allowed |= torch.eye(t, dtype=torch.bool, device=padding_mask.device)[None]
+    return allowed[:, None]

@@ -14,6 +14,7 @@ from shopseq.data.vocab import Vocab
 from shopseq.models.backbone import Backbone
 from shopseq.models.embedding import EventEmbedding
 from shopseq.models.heads import Heads
+from shopseq.models.item_text import check_table
 
 
 class BehaviorModel(nn.Module):
@@ -22,20 +23,33 @@ class BehaviorModel(nn.Module):
     Implements the Recommender protocol: ``max_len`` and ``score(batch) -> [B, n_tokens]``.
     """
 
-    def __init__(self, cfg: ModelConfig, vocab: Vocab, time_gaps: bool) -> None:
+    def __init__(
+        self,
+        cfg: ModelConfig,
+        vocab: Vocab,
+        time_gaps: bool,
+        item_text: torch.Tensor | None = None,
+    ) -> None:
+        """``item_text`` [n_tokens, d_text]: the text table ``cfg.item_text`` add/only needs."""
         super().__init__()
         self.cfg = cfg
         self.causal = cfg.causal
         # events per input window; a bidirectional model keeps one slot for the MASK token
         self.max_len = cfg.max_len if cfg.causal else cfg.max_len - 1
         self.embed = EventEmbedding(
-            cfg, vocab.n_tokens, vocab.n_behaviors, len(vocab.categories), time_gaps
+            cfg,
+            vocab.n_tokens,
+            vocab.n_behaviors,
+            len(vocab.categories),
+            time_gaps,
+            check_table(cfg.item_text, item_text, vocab.n_tokens),
         )
         self.backbone = Backbone(cfg)
         self.heads = Heads(self.embed.items, cfg.d_model, vocab.n_behaviors)
-        nn.init.normal_(self.embed.items.weight, std=cfg.init_std)
-        with torch.no_grad():
-            self.embed.items.weight[PAD].zero_()
+        if isinstance(self.embed.items, nn.Embedding):  # an ItemTable initialises itself
+            nn.init.normal_(self.embed.items.weight, std=cfg.init_std)
+            with torch.no_grad():
+                self.embed.items.weight[PAD].zero_()
 
     def forward(self, batch: Batch) -> torch.Tensor:
         """[B, T, D] contextual states; position t of a causal model has seen events <= t."""

@@ -8,6 +8,7 @@ from torch import nn
 from shopseq.config import ModelConfig
 from shopseq.data.batching import Batch
 from shopseq.data.schema import PAD
+from shopseq.models.item_text import ItemTable
 
 
 def positions(padding_mask: torch.Tensor) -> torch.Tensor:
@@ -46,10 +47,16 @@ class EventEmbedding(nn.Module):
         n_behaviors: int,
         n_categories: int,
         time_gaps: bool,
+        item_text: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
         d = cfg.d_model
-        self.items = nn.Embedding(n_tokens, d, padding_idx=PAD)
+        # item_text [n_tokens, d_text]: pretrained text vectors, projected (models/item_text.py)
+        self.items: nn.Embedding | ItemTable = (
+            nn.Embedding(n_tokens, d, padding_idx=PAD)
+            if item_text is None
+            else ItemTable(item_text, d, with_ids=cfg.item_text == "add", init_std=cfg.init_std)
+        )
         self.positions = nn.Embedding(cfg.max_len + 1, d)  # +1: a MASK slot after the window
         self.behaviors = (
             nn.Embedding(n_behaviors + 1, d, padding_idx=0) if cfg.use_behavior else None

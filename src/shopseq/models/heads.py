@@ -5,11 +5,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from shopseq.models.item_text import ItemTable
+
 
 class Heads(nn.Module):
     """States -> next-item scores (``h @ E_items^T``) and next-behaviour logits."""
 
-    def __init__(self, item_embedding: nn.Embedding, d_model: int, n_behaviors: int) -> None:
+    def __init__(
+        self, item_embedding: nn.Embedding | ItemTable, d_model: int, n_behaviors: int
+    ) -> None:
         super().__init__()
         self.item_embedding = item_embedding  # shared with EventEmbedding (tied weights)
         self.behavior = nn.Linear(d_model, n_behaviors + 1)  # class 0 = PAD, never a target

