@@ -84,3 +84,33 @@ def test_parse_pairs_and_times():
     assert parse_time("2017-12-02", "--cutoff") == 1_512_172_800_000
     with pytest.raises(ShopseqInputError, match="--cutoff: cannot read 'soon' as a time"):
         parse_time("soon", "--cutoff")
+
+
+@pytest.fixture(scope="module")
+def trained_run(demo_dataset):
+    run = demo_dataset / "run"
+    tiny = ["train.max_epochs=1", "model.d_model=16", "model.n_layers=1", "model.max_len=10"]
+    args = ["train", str(demo_dataset / "ds"), "--config", "configs/demo.yaml", "--out", str(run)]
+    assert main(args + [x for s in tiny for x in ("--set", s)]) == 0
+    return run
+
+
+def test_train_writes_metrics_in_the_contract_shape(trained_run):
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert {"valid", "test", "best_epoch", "epochs_run", "train_seconds"} <= set(metrics)
+    assert 0.0 <= metrics["test"]["NDCG@10"] <= metrics["test"]["HR@10"] <= 1.0
+
+
+def test_recommend_serves_unseen_raw_item_ids(trained_run, demo_dataset, capsys):
+    capsys.readouterr()
+    assert main(["recommend", str(trained_run), "--user", "u00001", "--k", "3", "--json"]) == 0
+    (rec,) = json.loads(capsys.readouterr().out)
+    events = pl.read_parquet(demo_dataset / "log" / "events.parquet")
+    seen = set(events.filter(pl.col("user_id") == "u00001")["item_id"].to_list())
+    assert rec["user"] == "u00001" and len(rec["items"]) == 3
+    assert set(rec["items"]) <= set(events["item_id"].to_list()) and not seen & set(rec["items"])
+
+
+def test_recommend_for_an_unknown_user_exits_2(trained_run, capsys):
+    assert main(["recommend", str(trained_run), "--user", "nobody"]) == 2
+    assert "unknown user 'nobody'" in capsys.readouterr().err

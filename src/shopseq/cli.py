@@ -212,6 +212,40 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"wrote {out}")
 
 
+def cmd_pretrain(args: argparse.Namespace) -> None:
+    from shopseq.config import load_config
+    from shopseq.data.dataset import load_dataset
+    from shopseq.train.loop import pretrain
+
+    cfg = load_config(args.config, args.set or ())
+    ds = load_dataset(args.dataset)
+    out = Path(args.out)
+    _write_json(out / RUN_FILE, {"dataset": str(Path(args.dataset).resolve())})
+    metrics = pretrain(ds, cfg, out, objective=args.objective)
+    print(f"pretrained {metrics['epochs_run']} epochs; base run for `shopseq finetune`: {out}")
+
+
+def cmd_finetune(args: argparse.Namespace) -> None:
+    from shopseq.config import load_config
+    from shopseq.data.dataset import load_dataset
+    from shopseq.train.finetune import finetune
+
+    cfg = load_config(args.config, args.set or ())
+    dataset = args.data or json.loads((Path(args.base) / RUN_FILE).read_text())["dataset"]
+    ds = load_dataset(dataset)
+    out = Path(args.out)
+    metrics = finetune(args.base, ds, args.task, args.peft, cfg, out)
+    _write_json(out / RUN_FILE, {"dataset": str(Path(dataset).resolve())})
+    metric = metrics["select_metric"]
+    print(
+        f"{args.task} with peft={args.peft}: trainable {metrics['trainable_params']:,} "
+        f"parameters ({metrics['trainable_share']:.2%})"
+    )
+    before, after = metrics["before"][metric], metrics["after"][metric]
+    print(f"{metric}: before fine-tuning {before:.4f}, after {after:.4f}")
+    print(f"wrote {out}")
+
+
 def cmd_recommend(args: argparse.Namespace) -> None:
     from shopseq.evaluate.runner import recommend
     from shopseq.tables import format_table
@@ -303,6 +337,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run dir to write (model, config, metrics)")
     p.add_argument("--resume", action="store_true", help="continue from the run dir's checkpoint")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("pretrain", help="self-supervised pretraining: a base run for finetune")
+    p.add_argument("dataset", help="a prepared dataset dir")
+    p.add_argument("--objective", choices=("causal", "masked", "both"), help="default: by arch")
+    p.add_argument("--config", help="YAML/JSON config, e.g. configs/taobao.yaml")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key")
+    p.add_argument("--out", required=True, help="base run dir to write")
+    p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("finetune", help="adapt a pretrained run to a task, fully or with peft")
+    p.add_argument("base", help="a run dir written by `shopseq pretrain` or `shopseq train`")
+    p.add_argument(
+        "--task", required=True, choices=("next-item", "next-behavior", "purchase", "churn")
+    )
+    p.add_argument(
+        "--peft",
+        default="none",
+        choices=("none", "lora", "adapter", "prefix", "ia3"),
+        help="parameter-efficient method (default none = full fine-tuning)",
+    )
+    p.add_argument("--data", help="prepared dataset dir (default: the base run's dataset)")
+    p.add_argument(
+        "--config", help="YAML/JSON config; the finetune.* keys set horizons, LoRA rank, ..."
+    )
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key")
+    p.add_argument("--out", required=True, help="run dir to write (adapter/ for peft methods)")
+    p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("recommend", help="top-k next items for users from a trained run")
     p.add_argument("run", help="a run dir written by `shopseq train`")
