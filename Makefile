@@ -31,5 +31,9 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_foundation.py
 
+DATASET ?= beauty
+bench-models: $(STAMP)
+	$(BIN)/python benchmarks/bench_models.py --dataset $(DATASET) --recbole --speed
+
 clean:
 	rm -rf $(VENV) runs bench-results
