@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 from shopseq.errors import ShopseqInputError
 
 if TYPE_CHECKING:
+    import torch
+
     from shopseq.data.dataset import Dataset
     from shopseq.data.ingest import IngestResult
 
@@ -192,17 +194,36 @@ def _run_dataset(run_dir: str) -> Dataset:
     return load_dataset(info["dataset"])
 
 
+def _item_text_override(mode: str | None) -> list[str]:
+    return [] if mode is None else [f"model.item_text={mode}"]
+
+
+def _item_text_table(dataset_dir: str, ds: Dataset, mode: str) -> torch.Tensor | None:
+    """The pretrained title embeddings ``model.item_text`` add/only needs (cached per dataset)."""
+    if mode == "none":
+        return None
+    import polars as pl
+
+    from shopseq.data.schema import EVENTS_FILE
+    from shopseq.models.item_text import dataset_item_text
+
+    events = pl.read_parquet(Path(dataset_dir) / EVENTS_FILE)
+    return dataset_item_text(events, ds.vocab, Path(dataset_dir) / "item_text.safetensors")
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from shopseq.config import load_config
     from shopseq.data.dataset import load_dataset
     from shopseq.tables import format_table
     from shopseq.train.loop import train
 
-    cfg = load_config(args.config, args.set or ())
+    overrides = [*(args.set or ()), *_item_text_override(args.item_text)]
+    cfg = load_config(args.config, overrides)
     ds = load_dataset(args.dataset)
     out = Path(args.out)
     _write_json(out / RUN_FILE, {"dataset": str(Path(args.dataset).resolve())})
-    metrics = train(ds, cfg, out, resume=args.resume)
+    table = _item_text_table(args.dataset, ds, cfg.model.item_text)
+    metrics = train(ds, cfg, out, resume=args.resume, item_text=table)
     rows = [{"phase": p, **{m: metrics[p][m] for m in REPORT_METRICS}} for p in ("valid", "test")]
     print(
         f"best epoch {metrics['best_epoch']} of {metrics['epochs_run']} "
@@ -217,11 +238,13 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     from shopseq.data.dataset import load_dataset
     from shopseq.train.loop import pretrain
 
-    cfg = load_config(args.config, args.set or ())
+    overrides = [*(args.set or ()), *_item_text_override(args.item_text)]
+    cfg = load_config(args.config, overrides)
     ds = load_dataset(args.dataset)
     out = Path(args.out)
     _write_json(out / RUN_FILE, {"dataset": str(Path(args.dataset).resolve())})
-    metrics = pretrain(ds, cfg, out, objective=args.objective)
+    table = _item_text_table(args.dataset, ds, cfg.model.item_text)
+    metrics = pretrain(ds, cfg, out, objective=args.objective, item_text=table)
     print(f"pretrained {metrics['epochs_run']} epochs; base run for `shopseq finetune`: {out}")
 
 
@@ -336,6 +359,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, help="run dir to write (model, config, metrics)")
     p.add_argument("--resume", action="store_true", help="continue from the run dir's checkpoint")
+    p.add_argument(
+        "--item-text",
+        choices=("none", "add", "only"),
+        help="item titles through the pretrained MiniLM encoder: add to the ID embedding, or "
+        "replace it (only: items known by title alone can be recommended)",
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("pretrain", help="self-supervised pretraining: a base run for finetune")
@@ -343,6 +372,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--objective", choices=("causal", "masked", "both"), help="default: by arch")
     p.add_argument("--config", help="YAML/JSON config, e.g. configs/taobao.yaml")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key")
+    p.add_argument(
+        "--item-text",
+        choices=("none", "add", "only"),
+        help="item titles through the pretrained MiniLM encoder: add to the ID embedding, or "
+        "replace it (only: items known by title alone can be recommended)",
+    )
     p.add_argument("--out", required=True, help="base run dir to write")
     p.set_defaults(func=cmd_pretrain)
 
