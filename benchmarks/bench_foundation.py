@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -18,21 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("SHOPSEQ_DATA_DIR", ROOT.parent / "shared" / "data"))
+from bench_data import DATA, DATASETS, ROOT
 
-# name: (relative path, format, filter seen items when ranking)
-DATASETS: dict[str, tuple[str, str, bool]] = {
-    "beauty": ("amazon-beauty/Beauty.txt", "s3rec", True),
-    "sports": ("amazon-sports/Sports_and_Outdoors.txt", "s3rec", True),
-    "toys": ("amazon-toys/Toys_and_Games.txt", "s3rec", True),
-    "videogames": ("amazon-videogames/Video.txt", "sasrec", True),
-    "scientific": ("amazon-scientific/Scientific.train.inter", "recbole", True),
-    "taobao": ("taobao-userbehavior-sample/UserBehavior_sample.csv.gz", "taobao", False),
-    "yoochoose": ("yoochoose-clicks-100k/yoochoose-clicks-100k_train_full.txt", "yoochoose", False),
-    "rees46": ("rees46-ecommerce-head-sample/2019-Oct_head10k.csv.gz", "rees46", False),
-    "otto": ("otto-sessions-sample/train_20sessions.jsonl", "otto", False),
-}
 BASELINES = ("pop", "recent-pop", "markov", "itemknn")
 COLUMNS = [
     "dataset", "events", "ingest ev/s", "prepare s", "model", "eval s", "HR@10", "NDCG@10",

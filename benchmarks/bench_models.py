@@ -37,16 +37,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("SHOPSEQ_DATA_DIR", ROOT.parent / "shared" / "data"))
-# name: (relative path, format, filter seen items)
-DATASETS: dict[str, tuple[str, str, bool]] = {
-    "beauty": ("amazon-beauty/Beauty.txt", "s3rec", True),
-    "sports": ("amazon-sports/Sports_and_Outdoors.txt", "s3rec", True),
-    "toys": ("amazon-toys/Toys_and_Games.txt", "s3rec", True),
-    "videogames": ("amazon-videogames/Video.txt", "sasrec", True),
-    "taobao": ("taobao-userbehavior-sample/UserBehavior_sample.csv.gz", "taobao", False),
-}
+from bench_data import DATA, DATASETS, ROOT
+
 COLUMNS = [
     "model", "valid HR@10", "valid NDCG@10", "test HR@10", "test NDCG@10",
     "no-refit HR@10", "no-refit NDCG@10", "behaviour F1", "epochs", "best epoch", "to best s",

@@ -19,6 +19,7 @@ from shopseq.errors import ShopseqInputError
 if TYPE_CHECKING:
     import torch
 
+    from shopseq.config import RunConfig
     from shopseq.data.dataset import Dataset
     from shopseq.data.ingest import IngestResult
 
@@ -194,8 +195,17 @@ def _run_dataset(run_dir: str) -> Dataset:
     return load_dataset(info["dataset"])
 
 
-def _item_text_override(mode: str | None) -> list[str]:
-    return [] if mode is None else [f"model.item_text={mode}"]
+def _start_run(args: argparse.Namespace) -> tuple[RunConfig, Dataset, Path, torch.Tensor | None]:
+    """Config, dataset, run dir (recording the dataset) and item-text table for train/pretrain."""
+    from shopseq.config import load_config
+    from shopseq.data.dataset import load_dataset
+
+    item_text = [] if args.item_text is None else [f"model.item_text={args.item_text}"]
+    cfg = load_config(args.config, [*(args.set or ()), *item_text])
+    ds = load_dataset(args.dataset)
+    out = Path(args.out)
+    _write_json(out / RUN_FILE, {"dataset": str(Path(args.dataset).resolve())})
+    return cfg, ds, out, _item_text_table(args.dataset, ds, cfg.model.item_text)
 
 
 def _item_text_table(dataset_dir: str, ds: Dataset, mode: str) -> torch.Tensor | None:
@@ -212,17 +222,10 @@ def _item_text_table(dataset_dir: str, ds: Dataset, mode: str) -> torch.Tensor |
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from shopseq.config import load_config
-    from shopseq.data.dataset import load_dataset
     from shopseq.tables import format_table
     from shopseq.train.loop import train
 
-    overrides = [*(args.set or ()), *_item_text_override(args.item_text)]
-    cfg = load_config(args.config, overrides)
-    ds = load_dataset(args.dataset)
-    out = Path(args.out)
-    _write_json(out / RUN_FILE, {"dataset": str(Path(args.dataset).resolve())})
-    table = _item_text_table(args.dataset, ds, cfg.model.item_text)
+    cfg, ds, out, table = _start_run(args)
     metrics = train(ds, cfg, out, resume=args.resume, item_text=table)
     rows = [{"phase": p, **{m: metrics[p][m] for m in REPORT_METRICS}} for p in ("valid", "test")]
     print(
@@ -234,16 +237,9 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_pretrain(args: argparse.Namespace) -> None:
-    from shopseq.config import load_config
-    from shopseq.data.dataset import load_dataset
     from shopseq.train.loop import pretrain
 
-    overrides = [*(args.set or ()), *_item_text_override(args.item_text)]
-    cfg = load_config(args.config, overrides)
-    ds = load_dataset(args.dataset)
-    out = Path(args.out)
-    _write_json(out / RUN_FILE, {"dataset": str(Path(args.dataset).resolve())})
-    table = _item_text_table(args.dataset, ds, cfg.model.item_text)
+    cfg, ds, out, table = _start_run(args)
     metrics = pretrain(ds, cfg, out, objective=args.objective, item_text=table)
     print(f"pretrained {metrics['epochs_run']} epochs; base run for `shopseq finetune`: {out}")
 
