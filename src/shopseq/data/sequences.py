@@ -66,7 +66,7 @@ def truncate(seqs: Sequences, ends: np.ndarray) -> Sequences:
     """Keep events ``[offsets[u], ends[u])`` of every user (users left with none stay, empty)."""
     starts = seqs.offsets[:-1]
     keep_lengths = ends - starts
-    index = _ranges(starts, keep_lengths)
+    index = event_ranges(starts, keep_lengths)
     offsets = np.concatenate([[0], np.cumsum(keep_lengths)]).astype(np.int64)
     return replace(
         seqs,
@@ -212,7 +212,7 @@ def _phase(name: str, has: np.ndarray, target: np.ndarray, train_end: np.ndarray
     )
 
 
-def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+def event_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Concatenated ``arange(s, s + n)`` for every (s, n), vectorised."""
     total = int(lengths.sum())
     if total == 0:

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from shopseq.data.batching import Batch, history_batch
 from shopseq.data.dataset import Dataset
 from shopseq.data.schema import MASK, PAD
-from shopseq.data.sequences import PHASES, Sequences
+from shopseq.data.sequences import PHASES, Sequences, event_ranges
 from shopseq.errors import ShopseqInputError
 from shopseq.evaluate.ranking import Ties, ranking_metrics, ranks_from_scores
 from shopseq.models.base import Recommender
@@ -41,7 +41,7 @@ def masked_scores(
         starts = seqs.offsets[batch.users.cpu().numpy()]
         lengths = np.asarray(history_end, dtype=np.int64) - starts  # [B]
         rows = np.repeat(np.arange(len(lengths)), lengths)  # batch row of every seen event
-        events = np.arange(len(rows)) + np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+        events = event_ranges(starts, lengths)
         index = (
             torch.from_numpy(rows).to(scores.device),
             torch.from_numpy(seqs.item_ids[events]).to(scores.device),

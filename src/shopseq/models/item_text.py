@@ -172,8 +172,7 @@ def restrict_phase(ds: Dataset, phase: str, keep: np.ndarray) -> Dataset:
 def drop_items(seqs: Sequences, item_mask: np.ndarray) -> Sequences:
     """``seqs`` without the events whose item id has ``item_mask[id]`` True."""
     keep = ~item_mask[seqs.item_ids]  # [n_events]
-    users = np.repeat(np.arange(seqs.n_users), seqs.lengths)
-    lengths = np.bincount(users[keep], minlength=seqs.n_users)
+    lengths = np.bincount(seqs.event_users()[keep], minlength=seqs.n_users)
     return replace(
         seqs,
         offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
