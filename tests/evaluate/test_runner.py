@@ -15,17 +15,17 @@ from shopseq.evaluate.runner import (
     masked_scores,
     recommend,
 )
-from shopseq.models.baselines import MostPopular
+from shopseq.models.baselines import BASELINES, MostPopular, make_baseline
 
 SCHEMA = {"user_id": pl.Utf8, "item_id": pl.Utf8, "behavior": pl.Utf8, "timestamp": pl.Int64}
 INF = float("inf")
 
 
-def dataset(sequences: dict[str, list[str]]) -> Dataset:
+def dataset(sequences: dict[str, list[str]], time_unit: str = "ordinal") -> Dataset:
     rows = [
         (user, item, "buy", i) for user, items in sequences.items() for i, item in enumerate(items)
     ]
-    return prepare(pl.DataFrame(rows, schema=SCHEMA, orient="row"), SplitSpec(), "ordinal")
+    return prepare(pl.DataFrame(rows, schema=SCHEMA, orient="row"), SplitSpec(), time_unit)
 
 
 class TableModel:
@@ -71,26 +71,17 @@ def test_masked_scores_filter_each_row_with_its_own_history():
     assert masked == [{"c", "d"}, {"a", "b"}, {"b"}]
 
 
-class SharedRowModel:
-    """Returns the very same tensor every time, as a model caching its output might."""
-
-    max_len = 1
-
-    def __init__(self, n_tokens: int) -> None:
-        self.row = torch.ones(1, n_tokens)
-
-    def score(self, batch: Batch) -> torch.Tensor:
-        return self.row.expand(batch.size, -1)
-
-
-def test_masked_scores_do_not_write_into_the_model_output():
-    ds = dataset({"u": ["a", "b"]})
-    model = SharedRowModel(ds.vocab.n_tokens)
-    ends = np.array([2])
-    batch = history_batch(ds.sequences, np.array([0]), ends, 1)
-    scores = masked_scores(model, batch, ds.sequences, ends, filter_seen=True)
-    assert scores[0, col(ds, "a")] == -INF
-    assert torch.equal(model.row, torch.ones(1, ds.vocab.n_tokens))
+@pytest.mark.parametrize("name", sorted(BASELINES))
+def test_baseline_scores_are_fresh_tensors_the_runner_may_write_into(name):
+    ds = dataset({"u1": ["a", "b", "c"], "u2": ["b", "c", "a"], "u3": ["c", "a"]}, "ms")
+    model = make_baseline(name).fit(ds.train_sequences("test"), ds.vocab, ds.time_unit)
+    ends = ds.sequences.offsets[1:]
+    batch = history_batch(ds.sequences, np.arange(3), ends, 2)
+    first = model.score(batch)
+    expected = first.clone()
+    masked_scores(model, batch, ds.sequences, ends, filter_seen=True)  # writes -inf into its copy
+    first.fill_(-1.0)
+    assert torch.equal(model.score(batch), expected)
 
 
 def test_recommend_is_the_top_k_of_the_masked_scores():

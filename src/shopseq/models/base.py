@@ -21,5 +21,8 @@ class Recommender(Protocol):
     max_len: int
 
     def score(self, batch: Batch) -> torch.Tensor:
-        """[B, vocab.n_tokens] float, higher = better; PAD/MASK columns may hold anything."""
+        """A fresh [B, vocab.n_tokens] tensor (the runner masks it in place), higher = better.
+
+        PAD/MASK columns may hold anything.
+        """
         ...

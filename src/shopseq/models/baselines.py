@@ -223,9 +223,9 @@ class ItemKNN(Baseline):
 
 
 def _same_for_everyone(values: np.ndarray, batch: Batch) -> torch.Tensor:
-    """[B, V] one row for every user: a broadcast view, so copy it before writing in place."""
+    """[B, V] one row for every user (a fresh copy: the runner writes into it)."""
     row = torch.from_numpy(values.astype(np.float32))  # [V]
-    return row[None, :].expand(batch.size, -1)
+    return row[None, :].repeat(batch.size, 1)
 
 
 BASELINES: dict[str, type[Baseline]] = {
