@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import save_model
 
-from shopseq.config import ModelConfig, RunConfig, apply_overrides, save_config
+from shopseq.config import ModelConfig, RunConfig, TrainConfig, apply_overrides, save_config
 from shopseq.data.batching import history_batch
 from shopseq.data.dataset import prepare
 from shopseq.data.schema import MASK, N_SPECIAL, PAD
@@ -30,7 +30,14 @@ from shopseq.models.item_text import (
     seen_items,
 )
 from shopseq.models.text import embed_texts, item_text_table, load_text_encoder
-from shopseq.train.loop import MODEL_FILE, build_model, effective_config, load_run, train
+from shopseq.train.loop import (
+    MODEL_FILE,
+    build_model,
+    effective_config,
+    load_run,
+    make_sampler,
+    train,
+)
 
 torch.set_num_threads(1)
 
@@ -235,6 +242,22 @@ def test_held_out_items_leave_training_inputs_only(ds):
     sub = restrict_phase(held, "test", flags)
     assert sub.phases["test"].n_targets == int(flags.sum())
     assert isinstance(sub.train_sequences("test").item_ids, np.ndarray)
+
+
+def test_only_a_text_aware_table_spares_unseen_items_as_negatives(ds):
+    held = hold_out_items(ds, 0.1, np.random.default_rng(0))
+    inputs = held.train_sequences("valid")
+    seen = torch.from_numpy(seen_items(inputs, ds.vocab.n_tokens))
+    assert not seen[N_SPECIAL:].all()
+    cfg = TrainConfig(loss="sampled", n_negatives=4096)
+    gen = torch.Generator().manual_seed(0)
+    text = make_sampler(cfg, inputs, ds.vocab.n_tokens, gen, text_items=True)
+    ids = make_sampler(cfg, inputs, ds.vocab.n_tokens, gen, text_items=False)
+    assert text is not None and ids is not None
+    assert seen[text.draw()].all()
+    # an ID table learns unseen items only as negatives (else their random rows score ~0)
+    assert not seen[ids.draw()].all()
+    assert torch.isfinite(ids.log_q[N_SPECIAL:]).all()
 
 
 def test_items_absent_from_training_are_never_negatives(ds):

@@ -208,8 +208,16 @@ class NegativeSampler:
 
 
 def make_sampler(
-    cfg: TrainConfig, seqs: Sequences, n_tokens: int, generator: torch.Generator
+    cfg: TrainConfig,
+    seqs: Sequences,
+    n_tokens: int,
+    generator: torch.Generator,
+    text_items: bool = False,
 ) -> NegativeSampler | None:
+    """The sampled-softmax negatives of ``cfg`` (None for the full softmax).
+
+    ``text_items``: the item table reads item text (``model.item_text`` add/only).
+    """
     if cfg.loss == "full":
         return None
     if cfg.loss != "sampled":
@@ -222,9 +230,11 @@ def make_sampler(
         log_q = probs.log()
     else:
         raise ValueError(f"unknown train.negatives '{cfg.negatives}' (uniform, popularity)")
-    # Items absent from the training inputs (held out, or only ever a valid/test target) do not
-    # exist yet at training time: they are never drawn as negatives.
-    seen = seen_item_probs(probs, seqs, n_tokens)
+    # Items absent from the training inputs (held out, or only ever a valid/test target):
+    # a text-aware table scores them from their text, so they are not drawn as negatives (that
+    # would teach "never bought"). An ID table has nothing else to learn them from: they stay
+    # negatives, as in the full softmax, or their untrained rows score ~0 and crowd every top-k.
+    seen = seen_item_probs(probs, seqs, n_tokens) if text_items else None
     if seen is not None:
         probs, log_q = seen, seen.log()
     return NegativeSampler(cfg.n_negatives, n_tokens, probs, log_q, generator)
@@ -341,7 +351,8 @@ def start_fit(
     stride = span - 1 if model.causal else span
     starts, ends = training_windows(seqs, span, stride, tc.all_windows)
     total_steps = math.ceil(len(starts) / tc.batch_size) * tc.max_epochs
-    sampler = make_sampler(tc, seqs, ds.vocab.n_tokens, generator)
+    text_items = cfg.model.item_text != "none"
+    sampler = make_sampler(tc, seqs, ds.vocab.n_tokens, generator, text_items)
     optimizer = make_optimizer(model, tc)
     rng = np.random.default_rng(tc.seed)
     objective = objective_of(cfg)
