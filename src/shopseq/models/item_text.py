@@ -43,9 +43,17 @@ def item_titles(events: pl.DataFrame) -> dict[str, str]:
 
 
 def dataset_item_text(
-    events: pl.DataFrame, vocab: Vocab, cache_path: str | Path, progress: bool = True
+    events: pl.DataFrame,
+    vocab: Vocab,
+    cache_path: str | Path,
+    progress: bool = True,
+    text_encoder: str | Path | None = None,
 ) -> torch.Tensor:
-    """[vocab.n_tokens, 384] text table of a dataset's items, cached at ``cache_path``."""
+    """[vocab.n_tokens, 384] text table of a dataset's items, cached at ``cache_path``.
+
+    ``text_encoder``: a dir written by ``shopseq tune-text`` (the LoRA-tuned encoder embeds the
+    titles); None = the pretrained encoder as shipped.
+    """
     from shopseq.models.text import embed_item_texts
 
     titles = item_titles(events)
@@ -54,7 +62,15 @@ def dataset_item_text(
             "model.item_text needs item titles, and this event log has none "
             "(no non-empty 'title' values)"
         )
-    return embed_item_texts(vocab, titles, cache_path, progress=progress)
+    if text_encoder is None:
+        return embed_item_texts(vocab, titles, cache_path, progress=progress)
+    from shopseq.models.text import adapter_tag, load_tuned_encoder
+
+    encoder = load_tuned_encoder(text_encoder)  # checks the dir first
+    tag = adapter_tag(text_encoder)
+    return embed_item_texts(
+        vocab, titles, cache_path, encoder_tag=tag, progress=progress, encoder=encoder
+    )
 
 
 def check_mode(mode: str) -> str:

