@@ -223,24 +223,27 @@ def probe_before(model: TaskModel, ds: Dataset, parts: dict[str, Examples]) -> d
 
 
 def fit_epochs(
-    model: TaskModel,
+    model: nn.Module,
     ft: FinetuneConfig,
     batches: Callable[[], list[Any]],
     loss_of: Callable[[Any], torch.Tensor],
     validate: Callable[[], float],
     progress: bool,
+    start_competes: bool = True,
 ) -> dict[str, Any]:
     """AdamW over the trainable parameters, early-stopped on ``validate`` (higher is better).
 
     The best epoch's trainable weights are restored. Epoch 0 (the starting point) competes too,
-    so fine-tuning that only hurts on validation is undone (best_epoch 0).
+    so fine-tuning that only hurts on validation is undone (best_epoch 0) -- unless
+    ``start_competes`` is False (a randomly initialised head is no starting point to keep).
     """
     from tqdm.auto import tqdm
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=ft.lr, weight_decay=ft.weight_decay)
-    best, best_epoch, bad = validate(), 0, 0
-    history: list[dict[str, float]] = [{"epoch": 0, "valid": best}]
+    start = validate()
+    best, best_epoch, bad = (start if start_competes else float("-inf")), 0, 0
+    history: list[dict[str, float]] = [{"epoch": 0, "valid": start}]
     best_state = trainable_state(model)
     for epoch in range(1, ft.epochs + 1):
         tick = time.perf_counter()

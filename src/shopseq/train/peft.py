@@ -41,12 +41,18 @@ IA3_TARGETS = {
 }
 
 
-def peft_config(method: str, arch: str, cfg: FinetuneConfig) -> Any:
-    """The `peft` config of ``method`` for a backbone of type ``arch``."""
+def peft_config(
+    method: str, arch: str, cfg: FinetuneConfig, task_type: str = "FEATURE_EXTRACTION"
+) -> Any:
+    """The `peft` config of ``method`` for a backbone of type ``arch``.
+
+    ``task_type`` is peft's: FEATURE_EXTRACTION for our bare backbone, SEQ_CLS for a
+    `transformers` sequence classifier (peft then also trains and saves its classifier).
+    """
     from peft import IA3Config, LoraConfig, PrefixTuningConfig, TaskType
 
     targets: Any = [t.strip() for t in cfg.target_modules.split(",") if t.strip()] or None
-    task = TaskType.FEATURE_EXTRACTION
+    task = TaskType(task_type)
     if method == "lora":
         targets = targets or LORA_TARGETS.get(arch)
     elif method == "adapter":
