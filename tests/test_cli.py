@@ -114,3 +114,43 @@ def test_recommend_serves_unseen_raw_item_ids(trained_run, demo_dataset, capsys)
 def test_recommend_for_an_unknown_user_exits_2(trained_run, capsys):
     assert main(["recommend", str(trained_run), "--user", "nobody"]) == 2
     assert "unknown user 'nobody'" in capsys.readouterr().err
+
+
+def test_text_classify_prints_before_and_after_and_writes_metrics(tmp_path, capsys):
+    from shopseq.cli import _dataset_titles
+    from shopseq.data.dataset import load_dataset
+    from shopseq.evaluate.classification import binary_log_loss
+    from shopseq.train.finetune import binary_examples
+    from shopseq.train.text_classifier import encode_examples, load_text_classifier, text_probs
+
+    log, ds, run = tmp_path / "log", tmp_path / "ds", tmp_path / "text"
+    synth_args = ["--users", "80", "--items", "80", "--days", "20", "--seed", "3"]
+    assert main(["synth", "--out", str(log), *synth_args]) == 0
+    cut = ["--cutoff", "2026-01-17", "--valid-cutoff", "2026-01-15"]
+    assert main(["prepare", str(log), "--split", "temporal", *cut, "--out", str(ds)]) == 0
+    tiny = ["train.num_threads=1", "finetune.epochs=1", "finetune.horizon_hours=48"]
+    tiny += ["text.max_tokens=16", "text.batch_size=64"]
+    args = ["text-classify", str(ds), "--task", "churn", "--out", str(run)]
+    capsys.readouterr()
+    assert main(args + [x for s in tiny for x in ("--set", s)]) == 0
+    out = capsys.readouterr().out
+    assert "churn from histories as text (titles, 16 tokens) with peft=none" in out
+    assert "untuned MiniLM + probe" in out and "fine-tuned MiniLM" in out
+    metrics = json.loads((run / "metrics.json").read_text())
+    for side in ("before", "after"):
+        assert {"roc_auc", "pr_auc", "f1", "ece"} <= set(metrics[side])
+        assert "roc_auc" in metrics[side]["holdout"]
+    assert (run / "model.safetensors").exists() and (run / "run.json").exists()
+    tokenizer, model, cfg = load_text_classifier(run)  # full fine-tuning round-trips too
+    dataset = load_dataset(ds)
+    test = binary_examples(dataset, "churn", cfg.finetune)["test"]
+    enc = encode_examples(dataset, _dataset_titles(str(ds)), test, tokenizer, 16)
+    assert binary_log_loss(text_probs(model, enc), test.labels) == metrics["after"]["log_loss"]
+
+
+def test_text_classify_on_a_leave_one_out_split_exits_2(demo_dataset, tmp_path, capsys):
+    args = ["text-classify", str(demo_dataset / "ds"), "--task", "purchase"]
+    assert main([*args, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("shopseq: error: task 'purchase' is labelled at global cut-offs")
+    assert err.count("\n") == 1

@@ -103,12 +103,26 @@ class FinetuneConfig:
 
 
 @dataclass(frozen=True)
+class TextConfig:
+    """The text-serialisation baseline (train/text_classifier.py): the pretrained MiniLM text
+    encoder fine-tuned on histories written as text. Task, horizons, holdout, epochs, patience,
+    LoRA rank and seed come from ``finetune``; threads from ``train.num_threads``."""
+
+    max_tokens: int = 128  # per history, [CLS] and [SEP] included; the encoder allows 256
+    lr: float = 5e-5  # full fine-tuning
+    lora_lr: float = 1e-3  # with peft lora (only the adapter and the classifier train)
+    batch_size: int = 16
+    probe: bool = True  # "before": a logistic probe on the untuned encoder's mean-pooled states
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything `train` needs besides the dataset."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    text: TextConfig = field(default_factory=TextConfig)
 
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> RunConfig:
