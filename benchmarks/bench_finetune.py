@@ -1,14 +1,20 @@
-"""Pretrain -> fine-tune on Taobao: purchase and churn, full vs PEFT vs from scratch vs features.
+"""Pretrain -> fine-tune on Taobao: purchase and churn, full vs PEFT vs from scratch vs features,
+and the text-serialisation baseline (MiniLM fine-tuned on histories written as text).
 
 Split: temporal, test cut-off 2017-12-02 00:00 +08:00, train (valid) cut-off 2017-12-01 00:00
 +08:00; purchase = a buy within 24 h after the cut-off; churn = no event within 1 day after it
 (the 9-day log allows no longer). All 84,287 sample rows are kept, the 35 rows dated before the
 official 2017-11-25 start included (they are old history, before both cut-offs).
 
+The text rows (``shopseq text-classify``) use the same examples, cut-offs, labels and holdout.
+Taobao has no titles, so their histories read "view item 2268318 (category 2520377) ; ...";
+the untuned-encoder probe ("before") runs once per task, with the full fine-tuning row.
+
 Each fine-tuning run is a subprocess, so peak memory (max RSS) is per run. Writes
 bench-results/finetune.json and prints two tables. Usage (one CPU thread throughout):
 
     python benchmarks/bench_finetune.py [--work runs/bench-finetune] [--quick]
+    python benchmarks/bench_finetune.py --only text   # these rows only, merged into the JSON
 """
 
 from __future__ import annotations
@@ -56,6 +62,14 @@ FINETUNE = [
     "finetune.batch_size=64",
 ]
 LR = {"none": "3e-4", "scratch": "1e-3"}  # peft methods: 3e-3
+# MiniLM on serialised histories: text.lr (full) 5e-5 and text.lora_lr 1e-3 are the defaults;
+# 128 tokens and 2 epochs keep four runs within ~25 min on one shared CPU thread
+TEXT = [
+    "text.max_tokens=128",
+    "text.batch_size=16",
+    "finetune.epochs=2",
+    "finetune.patience=1",
+]
 JOBS = [  # (task, peft, base)
     ("purchase", "none", "pretrained"),
     ("purchase", "lora", "pretrained"),
@@ -66,6 +80,10 @@ JOBS = [  # (task, peft, base)
     ("churn", "none", "pretrained"),
     ("churn", "lora", "pretrained"),
     ("churn", "none", "scratch"),
+    ("purchase", "none", "text"),
+    ("purchase", "lora", "text"),
+    ("churn", "none", "text"),
+    ("churn", "lora", "text"),
 ]
 
 
@@ -131,6 +149,8 @@ def run_job(task: str, peft: str, base: str, work: Path, quick: bool) -> dict[st
     import warnings
 
     warnings.filterwarnings("ignore")
+    if base == "text":
+        return run_text_job(task, peft, work, quick)
     from shopseq.config import load_config
     from shopseq.train.finetune import finetune
 
@@ -156,6 +176,41 @@ def run_job(task: str, peft: str, base: str, work: Path, quick: bool) -> dict[st
         "best_epoch": m["best_epoch"],
         "before": {k: m["before"][k] for k in keep},
         "after": {k: m["after"][k] for k in keep},
+        "examples": m["examples"],
+        "adapter_bytes": dir_bytes(out / "adapter"),
+    }
+
+
+def run_text_job(task: str, peft: str, work: Path, quick: bool) -> dict[str, Any]:
+    """MiniLM fine-tuned on histories written as text (`shopseq text-classify`)."""
+    from shopseq.config import load_config
+    from shopseq.train.text_classifier import text_classify
+
+    ds = load_taobao()
+    overrides = [*FINETUNE, *TEXT, "train.num_threads=1", f"text.probe={peft == 'none'}"]
+    overrides += ["finetune.epochs=1", "text.max_tokens=32"] if quick else []
+    cfg = load_config(None, overrides)
+    out = work / f"{task}-{peft}-text"
+    tick = time.perf_counter()
+    m = text_classify(ds, {}, task, peft, cfg, out, progress=False)  # Taobao: no titles
+    wall = time.perf_counter() - tick
+    keep = ("roc_auc", "pr_auc", "f1", "log_loss", "ece", "valid_roc_auc", "n", "positive_rate")
+    sides = {side: m[side] for side in ("before", "after") if m[side] is not None}
+    return {
+        "task": task,
+        "peft": peft,
+        "base": "text",
+        "settings": overrides,
+        "wall_s": wall,
+        "train_s": m["train_seconds"],
+        "peak_rss_mb": m["peak_rss_mb"],
+        "trainable_params": m["trainable_params"],
+        "total_params": m["total_params"],
+        "trainable_share": m["trainable_share"],
+        "best_epoch": m["best_epoch"],
+        "history": m["history"],
+        **{side: {k: r[k] for k in keep} for side, r in sides.items()},
+        **{f"{side}_holdout": {k: r["holdout"][k] for k in keep[:5]} for side, r in sides.items()},
         "examples": m["examples"],
         "adapter_bytes": dir_bytes(out / "adapter"),
     }
@@ -208,30 +263,33 @@ def feature_baselines() -> list[dict[str, Any]]:
     return rows
 
 
+def job_name(job: dict[str, Any]) -> str:
+    if job["base"] == "text":
+        return f"text-serialisation MiniLM ({'full FT' if job['peft'] == 'none' else 'LoRA'})"
+    return f"{job['base']} + {'full' if job['peft'] == 'none' else job['peft']}"
+
+
 def tables(result: dict[str, Any]) -> str:
-    lines = ["task      model                          ROC-AUC  PR-AUC  F1     ECE"]
+    lines = [f"task      {'model':<38} ROC-AUC  PR-AUC  F1     ECE"]
+
+    def row(task: str, name: str, m: dict[str, float]) -> str:
+        return (
+            f"{task:<9} {name:<38} {m['roc_auc']:.4f}   {m['pr_auc']:.4f}  "
+            f"{m['f1']:.3f}  {m['ece']:.3f}"
+        )
+
     for job in result["jobs"]:
-        name = f"{job['base']} + {'full' if job['peft'] == 'none' else job['peft']}"
-        a = job["after"]
-        lines.append(
-            f"{job['task']:<9} {name:<30} {a['roc_auc']:.4f}   {a['pr_auc']:.4f}  "
-            f"{a['f1']:.3f}  {a['ece']:.3f}"
-        )
-        if job["base"] == "pretrained" and job["peft"] == "none":
-            b = job["before"]
-            lines.append(
-                f"{job['task']:<9} {'pretrained, probe (before)':<30} {b['roc_auc']:.4f}   "
-                f"{b['pr_auc']:.4f}  {b['f1']:.3f}  {b['ece']:.3f}"
-            )
-    for row in result["features"]:
-        a = row["after"]
-        lines.append(
-            f"{row['task']:<9} {row['model']:<30} {a['roc_auc']:.4f}   {a['pr_auc']:.4f}  "
-            f"{a['f1']:.3f}  {a['ece']:.3f}"
-        )
+        lines.append(row(job["task"], job_name(job), job["after"]))
+        if job["peft"] == "none" and job.get("before"):
+            before = {"pretrained": "pretrained, probe (before)"}
+            before["text"] = "untuned MiniLM, probe (before)"
+            if job["base"] in before:
+                lines.append(row(job["task"], before[job["base"]], job["before"]))
+    for feat in result.get("features", []):
+        lines.append(row(feat["task"], feat["model"], feat["after"]))
     lines += ["", "PEFT (purchase)  trainable   share    wall s  peak MiB  AUC     vs full"]
     purchase = [j for j in result["jobs"] if j["task"] == "purchase" and j["base"] == "pretrained"]
-    full = next(j for j in purchase if j["peft"] == "none")["after"]["roc_auc"]
+    full = next((j["after"]["roc_auc"] for j in purchase if j["peft"] == "none"), float("nan"))
     for job in purchase:
         auc = job["after"]["roc_auc"]
         lines.append(
@@ -248,6 +306,11 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench-results" / "finetune.json"))
     parser.add_argument("--quick", action="store_true", help="2 epochs everywhere (smoke test)")
     parser.add_argument("--reuse-base", action="store_true", help="keep a finished pretraining")
+    parser.add_argument(
+        "--only",
+        help="run only the jobs whose task-peft-base name contains one of these comma-separated "
+        "parts (e.g. 'text', 'purchase-lora', 'features'); results are merged into --out",
+    )
     parser.add_argument("--job", help=argparse.SUPPRESS)  # task,peft,base: one run, JSON out
     args = parser.parse_args()
     work = Path(args.work)
@@ -265,20 +328,41 @@ def main() -> None:
         "finetune": FINETUNE,
         "lr": LR | {"peft": "3e-3"},
     }
-    result["pretrain"] = make_bases(work, args.quick, args.reuse_base)
-    result["jobs"] = []
-    for task, peft, base in JOBS:
+    wanted = [part.strip() for part in (args.only or "").split(",") if part.strip()]
+
+    def selected(name: str) -> bool:
+        return not wanted or any(part in name for part in wanted)
+
+    jobs = [job for job in JOBS if selected("-".join(job))]
+    if wanted and Path(args.out).exists():  # a subset: keep the other rows of the last full run
+        result = json.loads(Path(args.out).read_text()) | {"text": TEXT}
+    else:
+        result |= {"text": TEXT, "jobs": [], "features": []}
+    if any(base != "text" for _, _, base in jobs):
+        result["pretrain"] = make_bases(work, args.quick, args.reuse_base)
+    for task, peft, base in jobs:
         cmd = [sys.executable, __file__, "--work", str(work), "--job", f"{task},{peft},{base}"]
         cmd += ["--quick"] if args.quick else []
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise SystemExit(f"{task}/{peft}/{base} failed:\n{done.stderr[-3000:]}")
-        result["jobs"].append(json.loads(done.stdout.strip().splitlines()[-1]))
-        print(f"done {task} {peft} {base}", file=sys.stderr)
-    result["features"] = feature_baselines()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
+        job = json.loads(done.stdout.strip().splitlines()[-1])
+        keys = [(j["task"], j["peft"], j["base"]) for j in result["jobs"]]
+        if (task, peft, base) in keys:  # a rerun replaces its row in place
+            result["jobs"][keys.index((task, peft, base))] = job
+        else:
+            result["jobs"].append(job)
+        write_json(Path(args.out), result)  # after every job: a stopped run keeps its rows
+        print(f"done {task} {peft} {base} ({job['wall_s']:.0f} s)", file=sys.stderr)
+    if selected("features"):
+        result["features"] = feature_baselines()
+    write_json(Path(args.out), result)
     print(tables(result))
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2))
 
 
 if __name__ == "__main__":
