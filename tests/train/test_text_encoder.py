@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import torch
 
+from shopseq.config import TextTuneConfig
 from shopseq.data.sequences import Sequences
 from shopseq.errors import ShopseqInputError
 from shopseq.models.text import ADAPTER_FILE, embed_texts, load_text_encoder, load_tuned_encoder
 from shopseq.train.text_encoder import (
     TUNING_FILE,
-    TextTuneConfig,
     in_batch_loss,
     next_item_pairs,
     split_pairs,

@@ -348,7 +348,9 @@ def run_sequence(
     starts, ends = loop.training_windows(seqs, span, span - 1 if base.causal else span, True)
     generator = torch.Generator().manual_seed(cfg.finetune.seed)
     rng = np.random.default_rng(cfg.finetune.seed)
-    sampler = loop.make_sampler(tc, seqs, ds.vocab.n_tokens, generator)
+    sampler = loop.make_sampler(
+        tc, seqs, ds.vocab.n_tokens, generator, text_items=base.cfg.item_text != "none"
+    )
 
     def loss_of(rows: np.ndarray) -> torch.Tensor:
         tb = loop.make_train_batch(

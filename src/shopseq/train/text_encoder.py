@@ -18,7 +18,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from shopseq.config import TextTuneConfig
 from shopseq.data.sequences import Sequences
 from shopseq.errors import ShopseqInputError
 
@@ -33,27 +34,6 @@ log = logging.getLogger(__name__)
 
 TUNING_FILE = "text_tuning.json"
 BERT_LORA_TARGETS = ["query", "key", "value"]
-
-
-@dataclass(frozen=True)
-class TextTuneConfig:
-    """How the encoder is LoRA-tuned (``shopseq tune-text --set key=value`` sets these)."""
-
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.1
-    # CPU-sized defaults: a step encodes 2 * batch_size titles forward and backward through
-    # MiniLM (~6 s on one loaded core at 32 x 32 tokens); raise them on a GPU.
-    lr: float = 1e-3
-    batch_size: int = 32
-    steps: int = 150
-    eval_every: int = 25
-    max_pairs: int = 50_000  # training pairs sampled from the inputs (the rest are unused)
-    holdout_pairs: int = 128  # held-out pairs: early stopping and the before/after report
-    max_tokens: int = 32  # tokens per title while tuning; longer titles are truncated
-    scale: float = 20.0  # cosine-similarity temperature of the in-batch softmax
-    seed: int = 0
-    num_threads: int = 2
 
 
 def next_item_pairs(seqs: Sequences, has_text: np.ndarray) -> np.ndarray:
