@@ -60,7 +60,7 @@ class BehaviorModel(nn.Module):
         """[B, n_tokens] next-item scores after each window (the latest event sits at -1)."""
         return self.heads.item_scores(self.last_states(batch))
 
-    def last_states(self, batch: Batch, chunk: int = 256) -> torch.Tensor:
+    def last_states(self, batch: Batch, chunk: int = 512) -> torch.Tensor:
         """[B, D] the state that predicts the next event after each window.
 
         Rows are run in chunks of similar length, each cut to its longest history, so short
