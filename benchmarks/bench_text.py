@@ -181,13 +181,14 @@ def main() -> None:
         "holdout_seed": args.seed,
         "runs": {},
     }
-    if out.exists():  # resume: keep finished runs of the same recipe
+    if out.exists():  # resume: keep finished runs of the same recipe, never overwrite others
         old = json.loads(out.read_text())
-        if (old.get("config_sha256"), old.get("overrides")) == (
-            result["config_sha256"],
-            args.overrides,
-        ):
-            result["runs"] = old.get("runs", {})
+        recipe = (result["config_sha256"], args.overrides)
+        if (old.get("config_sha256"), old.get("overrides")) != recipe:
+            raise SystemExit(
+                f"{out} holds runs of another recipe (config or --set differ): pass --out NEW"
+            )
+        result["runs"] = old.get("runs", {})
     tick = time.perf_counter()
     ds, table, titles = load(args.dataset)
     result["load_seconds"] = time.perf_counter() - tick
