@@ -65,29 +65,15 @@ def tuned_table(name: str, ds: Any, titles: dict[str, str], encoder_dir: Path) -
     """The item text table from the LoRA-tuned encoder in ``encoder_dir`` (tuned there first
     on ``ds``'s valid-phase training inputs when it holds no adapter)."""
     from shopseq.config import TextTuneConfig
-    from shopseq.models.text import (
-        ADAPTER_FILE,
-        adapter_tag,
-        embed_item_texts,
-        item_texts,
-        load_tuned_encoder,
-    )
+    from shopseq.models.text import ADAPTER_FILE, embed_item_texts, item_texts
     from shopseq.train.text_encoder import next_item_pairs, tune_text_encoder
 
-    texts = item_texts(ds.vocab, titles)
     if not (encoder_dir / ADAPTER_FILE).is_file():
-        has_text = np.array([bool(t.strip()) for t in texts])
-        pairs = next_item_pairs(ds.train_sequences("valid"), has_text)
+        texts = item_texts(ds.vocab, titles)
+        pairs = next_item_pairs(ds.train_sequences("valid"), texts)
         tune_text_encoder(pairs, texts, TextTuneConfig(num_threads=1), encoder_dir)
     cache = RESULTS / "text" / f"{name}-item-text-tuned.safetensors"
-    return embed_item_texts(
-        ds.vocab,
-        titles,
-        cache,
-        encoder_tag=adapter_tag(encoder_dir),
-        progress=False,
-        encoder=load_tuned_encoder(encoder_dir),
-    )
+    return embed_item_texts(ds.vocab, titles, cache, encoder_dir, progress=False)
 
 
 def run_one(ds: Any, table: Any, cfg: Any, out: Path) -> dict[str, Any]:

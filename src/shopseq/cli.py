@@ -253,8 +253,6 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
 
 
 def cmd_tune_text(args: argparse.Namespace) -> None:
-    import numpy as np
-
     from shopseq.config import load_config
     from shopseq.data.dataset import load_dataset
     from shopseq.models.text import item_texts
@@ -267,9 +265,8 @@ def cmd_tune_text(args: argparse.Namespace) -> None:
     if not titles:
         raise ShopseqInputError(f"{args.dataset}: the event log has no titles to tune on")
     texts = item_texts(ds.vocab, titles)
-    has_text = np.array([bool(text.strip()) for text in texts])
     # the valid phase's training inputs: no valid or test target is ever read
-    pairs = next_item_pairs(ds.train_sequences("valid"), has_text)
+    pairs = next_item_pairs(ds.train_sequences("valid"), texts)
     result = tune_text_encoder(pairs, texts, cfg.text_tune, args.out)
     print(
         f"tuned on {result['pairs']['train']:,} consecutive-item title pairs: trainable "
@@ -387,6 +384,21 @@ def _write_json(path: Path, data: object) -> None:
     path.write_text(json.dumps(data, indent=2))
 
 
+def _add_item_text_args(p: argparse.ArgumentParser) -> None:
+    """--item-text / --text-encoder, shared by train and pretrain (see :func:`_start_run`)."""
+    p.add_argument(
+        "--item-text",
+        choices=("none", "add", "only"),
+        help="item titles through the pretrained MiniLM encoder: add to the ID embedding, or "
+        "replace it (only: items known by title alone can be recommended)",
+    )
+    p.add_argument(
+        "--text-encoder",
+        metavar="DIR",
+        help="embed the titles with a LoRA-tuned encoder written by `shopseq tune-text`",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="shopseq",
@@ -452,17 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, help="run dir to write (model, config, metrics)")
     p.add_argument("--resume", action="store_true", help="continue from the run dir's checkpoint")
-    p.add_argument(
-        "--item-text",
-        choices=("none", "add", "only"),
-        help="item titles through the pretrained MiniLM encoder: add to the ID embedding, or "
-        "replace it (only: items known by title alone can be recommended)",
-    )
-    p.add_argument(
-        "--text-encoder",
-        metavar="DIR",
-        help="embed the titles with a LoRA-tuned encoder written by `shopseq tune-text`",
-    )
+    _add_item_text_args(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("pretrain", help="self-supervised pretraining: a base run for finetune")
@@ -470,17 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--objective", choices=("causal", "masked", "both"), help="default: by arch")
     p.add_argument("--config", help="YAML/JSON config, e.g. configs/taobao.yaml")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key")
-    p.add_argument(
-        "--item-text",
-        choices=("none", "add", "only"),
-        help="item titles through the pretrained MiniLM encoder: add to the ID embedding, or "
-        "replace it (only: items known by title alone can be recommended)",
-    )
-    p.add_argument(
-        "--text-encoder",
-        metavar="DIR",
-        help="embed the titles with a LoRA-tuned encoder written by `shopseq tune-text`",
-    )
+    _add_item_text_args(p)
     p.add_argument("--out", required=True, help="base run dir to write")
     p.set_defaults(func=cmd_pretrain)
 

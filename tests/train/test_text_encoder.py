@@ -33,9 +33,8 @@ def sequences(rows: list[list[int]]) -> Sequences:
 
 def test_pairs_are_consecutive_titled_distinct_items_of_one_user():
     seqs = sequences([[2, 3, 3, 4], [5, 2], [6]])
-    has_text = np.ones(8, dtype=bool)
-    has_text[4] = False
-    pairs = next_item_pairs(seqs, has_text)
+    texts = ["", "", "a", "b", "", "c", "d", "e"]  # item 4 has no text
+    pairs = next_item_pairs(seqs, texts)
     # (3, 3) repeats, (3, 4) has an untitled item, (4, 5) crosses users, 6 has no next event
     assert pairs.tolist() == [[2, 3], [5, 2]]
 

@@ -62,15 +62,7 @@ def dataset_item_text(
             "model.item_text needs item titles, and this event log has none "
             "(no non-empty 'title' values)"
         )
-    if text_encoder is None:
-        return embed_item_texts(vocab, titles, cache_path, progress=progress)
-    from shopseq.models.text import adapter_tag, load_tuned_encoder
-
-    encoder = load_tuned_encoder(text_encoder)  # checks the dir first
-    tag = adapter_tag(text_encoder)
-    return embed_item_texts(
-        vocab, titles, cache_path, encoder_tag=tag, progress=progress, encoder=encoder
-    )
+    return embed_item_texts(vocab, titles, cache_path, text_encoder, progress=progress)
 
 
 def check_mode(mode: str) -> str:

@@ -60,20 +60,26 @@ def load_tuned_encoder(tuned_dir: str | Path) -> tuple[Any, torch.nn.Module]:
     """(tokenizer, encoder with a ``shopseq tune-text`` LoRA adapter merged in), offline."""
     from peft import PeftModel
 
-    path = Path(tuned_dir)
-    if not (path / ADAPTER_FILE).is_file():
+    tuned_adapter(tuned_dir)
+    tokenizer, base = load_text_encoder()
+    model = PeftModel.from_pretrained(base, str(tuned_dir)).merge_and_unload()
+    return tokenizer, model.eval()
+
+
+def tuned_adapter(tuned_dir: str | Path) -> Path:
+    """The adapter weights file of a ``shopseq tune-text`` dir (a clear error when absent)."""
+    path = Path(tuned_dir) / ADAPTER_FILE
+    if not path.is_file():
         raise ShopseqInputError(
-            f"{path}: not a tuned text encoder (no {ADAPTER_FILE}; make one with "
+            f"{Path(tuned_dir)}: not a tuned text encoder (no {ADAPTER_FILE}; make one with "
             "'shopseq tune-text')"
         )
-    tokenizer, base = load_text_encoder()
-    model = PeftModel.from_pretrained(base, str(path)).merge_and_unload()
-    return tokenizer, model.eval()
+    return path
 
 
 def adapter_tag(tuned_dir: str | Path) -> str:
     """sha256 of a tuned encoder's adapter weights (part of the item-text cache key)."""
-    return hashlib.sha256((Path(tuned_dir) / ADAPTER_FILE).read_bytes()).hexdigest()
+    return hashlib.sha256(tuned_adapter(tuned_dir).read_bytes()).hexdigest()
 
 
 @lru_cache(maxsize=2)
@@ -138,25 +144,28 @@ def embed_item_texts(
     vocab: Vocab,
     titles: Mapping[str, str | None],
     cache_path: str | Path,
-    encoder_tag: str = "",
+    text_encoder: str | Path | None = None,
     **embed_kwargs: Any,
 ) -> torch.Tensor:
     """:func:`item_text_table`, read from ``cache_path`` (safetensors) when its texts match.
 
-    The cache is keyed by a hash of the per-id texts and the encoder (``encoder_tag`` names a
-    tuned one, see ``shopseq.train.text_encoder``), so a changed title, catalogue, item order
-    or encoder recomputes it.
+    ``text_encoder``: a ``shopseq tune-text`` dir whose LoRA-tuned encoder embeds the texts
+    (loaded only when the cache misses); None = the shipped encoder. The cache is keyed by a
+    hash of the per-id texts and the encoder (a tuned one by its adapter's hash), so a changed
+    title, catalogue, item order or encoder recomputes it.
     """
     from safetensors import safe_open
     from safetensors.torch import save_file
 
     texts = item_texts(vocab, titles)
-    key = text_key(texts, encoder_tag)
+    key = text_key(texts, "" if text_encoder is None else adapter_tag(text_encoder))
     path = Path(cache_path)
     if path.is_file():
         with safe_open(str(path), framework="pt") as cached:
             if (cached.metadata() or {}).get("key") == key:
                 return cached.get_tensor(CACHE_TENSOR)
+    if text_encoder is not None:
+        embed_kwargs["encoder"] = load_tuned_encoder(text_encoder)
     table = embed_texts(texts, **embed_kwargs)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({CACHE_TENSOR: table.contiguous()}, str(path), metadata={"key": key})

@@ -5,7 +5,7 @@ a's among the other titles of a batch (in-batch softmax over cosine similarities
 sentence-transformers' MultipleNegativesRankingLoss). Only LoRA matrices train, so the result
 is a small adapter beside the shared MiniLM weights:
 
-    pairs = next_item_pairs(ds.train_sequences("valid"), has_text)   # [P, 2] item ids
+    pairs = next_item_pairs(ds.train_sequences("valid"), texts)      # [P, 2] item ids
     tune_text_encoder(pairs, texts, TextTuneConfig(), out_dir)        # out_dir/adapter_*
     encoder = load_tuned_encoder(out_dir)                             # shopseq.models.text
 
@@ -36,11 +36,12 @@ TUNING_FILE = "text_tuning.json"
 BERT_LORA_TARGETS = ["query", "key", "value"]
 
 
-def next_item_pairs(seqs: Sequences, has_text: np.ndarray) -> np.ndarray:
+def next_item_pairs(seqs: Sequences, texts: Sequence[str]) -> np.ndarray:
     """[P, 2] distinct (item, next item) id pairs of consecutive events, both items with text.
 
-    ``has_text`` [n_tokens] bool. Consecutive = same user, adjacent positions.
+    ``texts`` [n_tokens] per item id ('' = none). Consecutive = same user, adjacent positions.
     """
+    has_text = np.array([bool(text.strip()) for text in texts])
     items = seqs.item_ids
     has_next = np.ones(len(items), dtype=bool)
     ends = seqs.offsets[1:]
@@ -78,7 +79,9 @@ def in_batch_loss(a: torch.Tensor, b: torch.Tensor, same: torch.Tensor, scale: f
 
 
 class PairEncoder:
-    """Pre-tokenised texts by item id, embedded in batches by a (LoRA-wrapped) encoder."""
+    """Texts by item id, tokenised per batch and embedded by a (LoRA-wrapped) encoder.
+
+    Tokenising 2 x 32 short titles costs little beside a MiniLM forward and backward pass."""
 
     def __init__(self, tokenizer: Any, texts: Sequence[str], max_tokens: int) -> None:
         self.tokenizer = tokenizer
