@@ -51,6 +51,19 @@ def test_time_gap_buckets_by_hand():
     assert time_gap_buckets(stamps, pad, 8).tolist() == [[0, 0, 1, 3, 7]]
 
 
+def test_every_event_table_starts_at_init_std_with_zero_padding_rows():
+    model = make_model(init_std=0.05)
+    tables = [model.embed.items, model.embed.positions, model.embed.behaviors]
+    tables += [model.embed.categories, model.embed.time_gaps]
+    for table in tables:
+        rows = table.weight.detach()
+        if table.padding_idx is not None:
+            assert not rows[table.padding_idx].any()
+            rows = rows[torch.arange(len(rows)) != table.padding_idx]
+        # N(0, 1) (torch's default) would let position/time rows drown the item rows
+        assert 0.02 < rows.std().item() < 0.1
+
+
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])
 def test_causal_mask_hides_the_future(arch):
     model = make_model(arch)

@@ -30,14 +30,8 @@ from shopseq.models.item_text import (
     seen_items,
 )
 from shopseq.models.text import embed_texts, item_text_table, load_text_encoder
-from shopseq.train.loop import (
-    MODEL_FILE,
-    build_model,
-    effective_config,
-    load_run,
-    make_sampler,
-    train,
-)
+from shopseq.train.loop import MODEL_FILE, build_model, effective_config, load_run, train
+from shopseq.train.optim import make_sampler
 
 torch.set_num_threads(1)
 
@@ -142,7 +136,7 @@ def test_item_table_rows_match_the_whole_table():
     text[PAD] = 0.0
     for with_ids in (True, False):
         torch.manual_seed(0)
-        items = ItemTable(text, 8, with_ids=with_ids, init_std=0.02)
+        items = ItemTable(text, 8, with_ids=with_ids)
         ids = torch.tensor([[0, 2, 5], [3, 3, 1]])
         torch.testing.assert_close(items(ids), items.weight[ids])
         assert items.weight[PAD].abs().sum() == 0  # no bias, zero ID row: PAD stays zero

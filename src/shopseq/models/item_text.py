@@ -84,14 +84,10 @@ class ItemTable(nn.Module):
 
     text: torch.Tensor  # [n_tokens, d_text] buffer
 
-    def __init__(self, text: torch.Tensor, d_model: int, with_ids: bool, init_std: float) -> None:
+    def __init__(self, text: torch.Tensor, d_model: int, with_ids: bool) -> None:
         super().__init__()
         n_tokens, d_text = text.shape
         self.ids = nn.Embedding(n_tokens, d_model, padding_idx=PAD) if with_ids else None
-        if self.ids is not None:
-            nn.init.normal_(self.ids.weight, std=init_std)
-            with torch.no_grad():
-                self.ids.weight[PAD].zero_()
         # No bias: PAD, MASK and untitled items (zero text rows) get no text component.
         self.project = nn.Linear(d_text, d_model, bias=False)
         self.register_buffer("text", text.float().contiguous(), persistent=False)

@@ -38,7 +38,7 @@ from shopseq.errors import ShopseqInputError
 from shopseq.evaluate import classification as clf
 from shopseq.models.behavior_model import BehaviorModel, append_mask_slot
 from shopseq.models.task_heads import BinaryHead, binary_loss
-from shopseq.train import loop
+from shopseq.train import loop, optim, windows
 from shopseq.train.peft import adapter_state, apply_peft, load_adapter, trainable_summary
 
 TASKS = ("next-item", "next-behavior", "purchase", "churn")
@@ -305,7 +305,7 @@ def run_binary(
     fit = fit_epochs(
         model,
         ft,
-        lambda: loop.bucketed_batches(lengths, ft.batch_size, rng),
+        lambda: windows.bucketed_batches(lengths, ft.batch_size, rng),
         loss_of,
         validate,
         progress,
@@ -345,18 +345,18 @@ def run_sequence(
     apply()
     seqs = ds.train_sequences("valid")
     span = base.cfg.max_len + 1 if base.causal else base.cfg.max_len
-    starts, ends = loop.training_windows(seqs, span, span - 1 if base.causal else span, True)
+    starts, ends = windows.training_windows(seqs, span, span - 1 if base.causal else span, True)
     generator = torch.Generator().manual_seed(cfg.finetune.seed)
     rng = np.random.default_rng(cfg.finetune.seed)
-    sampler = loop.make_sampler(
+    sampler = optim.make_sampler(
         tc, seqs, ds.vocab.n_tokens, generator, text_items=base.cfg.item_text != "none"
     )
 
     def loss_of(rows: np.ndarray) -> torch.Tensor:
-        tb = loop.make_train_batch(
+        tb = windows.make_train_batch(
             seqs, starts[rows], ends[rows], base.causal, tc.mask_prob, generator
         )
-        return loop.batch_loss(base, tb, tc, sampler)
+        return optim.batch_loss(base, tb, tc, sampler)
 
     def validate() -> float:
         return float(measure("valid")[SELECT_METRIC[task]])
@@ -365,7 +365,7 @@ def run_sequence(
     fit = fit_epochs(
         model,
         ft,
-        lambda: loop.bucketed_batches(ends - starts, ft.batch_size, rng),
+        lambda: windows.bucketed_batches(ends - starts, ft.batch_size, rng),
         loss_of,
         validate,
         progress,

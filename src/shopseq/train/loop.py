@@ -18,246 +18,27 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, load_model, save_file, save_model
+from safetensors.torch import load_model, save_model
 
 from shopseq.config import RunConfig, TrainConfig, load_config, save_config
-from shopseq.data.batching import Batch, history_batch, window_index
+from shopseq.data.batching import history_batch
 from shopseq.data.dataset import Dataset
-from shopseq.data.schema import PAD, TIME_UNIT_ORDINAL
+from shopseq.data.schema import TIME_UNIT_ORDINAL
 from shopseq.data.sequences import Sequences
 from shopseq.data.vocab import Vocab
 from shopseq.errors import ShopseqInputError
 from shopseq.models.behavior_model import BehaviorModel
-from shopseq.models.item_text import (
-    check_table,
-    load_item_text,
-    save_item_text,
-    seen_item_probs,
-)
-from shopseq.train import objectives as obj
+from shopseq.models.item_text import check_table, load_item_text, save_item_text
+from shopseq.train.checkpoint import MODEL_FILE, load_checkpoint, save_checkpoint
+from shopseq.train.optim import NegativeSampler, batch_loss, lr_at, make_optimizer, make_sampler
+from shopseq.train.windows import TrainBatch, bucketed_batches, make_train_batch, training_windows
 
-MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocab.json"
 METRICS_FILE = "metrics.json"
 CHECKPOINT_DIR = "checkpoint"
 SELECT_METRIC = "NDCG@10"
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainBatch:
-    """Input windows plus, per position, the item (and behaviour) that position must predict."""
-
-    inputs: Batch  # [B, T] windows
-    target_ids: torch.Tensor  # [B, T] item ids to predict, PAD where nothing is predicted
-    target_behavior_ids: torch.Tensor  # [B, T] behaviour ids to predict, 0 where nothing
-    loss_mask: torch.Tensor  # [B, T] bool, True = this position is trained
-    causal_pass: bool = False  # a bidirectional backbone run under a causal mask (objective both)
-
-
-# ---------------------------------------------------------------- windows and batches
-
-
-def training_windows(
-    seqs: Sequences, span: int, stride: int, all_windows: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """(starts, ends) [W] event ranges of at most ``span`` events, cut back from each user's end.
-
-    Windows step back by ``stride`` so every event is a target once; users with < 2 events
-    give none. With ``all_windows=False`` only each user's latest window is kept.
-    """
-    lengths = seqs.lengths
-    eligible = lengths >= 2
-    n_windows = np.where(eligible, np.ceil((lengths - span) / stride).clip(min=0) + 1, 0)
-    if not all_windows:
-        n_windows = np.minimum(n_windows, 1)
-    n_windows = n_windows.astype(np.int64)
-    users = np.repeat(np.arange(seqs.n_users), n_windows)
-    k = np.arange(len(users)) - np.repeat(np.cumsum(n_windows) - n_windows, n_windows)
-    ends = seqs.offsets[users + 1] - k * stride
-    starts = np.maximum(seqs.offsets[users], ends - span)
-    keep = ends - starts >= 2
-    return starts[keep], ends[keep]
-
-
-def bucketed_batches(
-    lengths: np.ndarray, batch_size: int, rng: np.random.Generator, pool: int = 64
-) -> list[np.ndarray]:
-    """Window indices grouped into batches of similar length (little padding), in random order.
-
-    Shuffle, sort by length inside pools of ``pool`` batches, cut, then shuffle the batches.
-    """
-    order = rng.permutation(len(lengths))
-    batches: list[np.ndarray] = []
-    chunk = batch_size * pool
-    for start in range(0, len(order), chunk):
-        part = order[start : start + chunk]
-        part = part[np.argsort(lengths[part], kind="stable")]
-        batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
-    return [batches[i] for i in rng.permutation(len(batches))]
-
-
-def make_train_batch(
-    seqs: Sequences,
-    starts: np.ndarray,
-    ends: np.ndarray,
-    causal: bool,
-    mask_prob: float,
-    generator: torch.Generator,
-) -> TrainBatch:
-    """A left-padded batch of windows ``[starts, ends)`` with per-position targets.
-
-    Causal: position t reads events <= t and predicts event t + 1. Masked: random events are
-    replaced by MASK (behaviour/category hidden too) and predicted from both sides.
-    """
-    t = int((ends - starts).max())
-    index, valid = window_index(starts, np.arange(len(starts)), ends, t)  # [B, T]
-
-    def gather(values: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.where(valid, values[index], PAD).astype(np.int64))
-
-    items, behaviors, stamps = (
-        gather(seqs.item_ids),
-        gather(seqs.behavior_ids),
-        gather(seqs.timestamps),
-    )
-    cats = None if seqs.category_ids is None else gather(seqs.category_ids)
-    pad = torch.from_numpy(~valid)
-    users = torch.zeros(len(starts), dtype=torch.int64)
-    if causal:
-        inputs = Batch(
-            items[:, :-1],
-            behaviors[:, :-1],
-            stamps[:, :-1],
-            pad[:, :-1],
-            users,
-            None if cats is None else cats[:, :-1],
-        )
-        return TrainBatch(inputs, items[:, 1:], behaviors[:, 1:], ~pad[:, :-1])
-    masked_items, chosen = obj.mask_items(items, pad, mask_prob, generator)
-    inputs = Batch(
-        masked_items,
-        behaviors.masked_fill(chosen, 0),
-        stamps,
-        pad,
-        users,
-        None if cats is None else cats.masked_fill(chosen, 0),
-    )
-    return TrainBatch(inputs, items, behaviors, chosen)
-
-
-# ---------------------------------------------------------------- loss, schedule, optimiser
-
-
-def lr_at(step: int, cfg: TrainConfig, total_steps: int) -> float:
-    """Learning rate at optimiser step ``step`` (0-based): linear warm-up, then the schedule."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    if cfg.schedule == "constant":
-        return cfg.lr
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps))
-    floor = cfg.lr * cfg.min_lr_ratio
-    if cfg.schedule == "linear":
-        return floor + (cfg.lr - floor) * (1.0 - progress)
-    if cfg.schedule == "cosine":
-        return floor + (cfg.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
-    raise ValueError(f"unknown train.schedule '{cfg.schedule}' (constant, linear, cosine)")
-
-
-def batch_loss(
-    model: BehaviorModel,
-    tb: TrainBatch,
-    cfg: TrainConfig,
-    sampler: NegativeSampler | None,
-) -> torch.Tensor:
-    """Weighted multi-task loss over the real target positions of one batch."""
-    if tb.causal_pass:
-        states = model.backbone(model.embed(tb.inputs), tb.inputs.padding_mask, causal_pass=True)
-    else:
-        states = model(tb.inputs)  # [B, T, D]
-    h = states[tb.loss_mask]  # [N, D] real positions only
-    parts: dict[str, torch.Tensor] = {}
-    if cfg.item_weight > 0:
-        table = model.embed.items.weight  # [V, D], tied to the next-item head
-        targets = tb.target_ids[tb.loss_mask]  # [N]
-        if sampler is None:
-            parts["item"] = obj.full_softmax_loss(h, table, targets)
-        else:
-            negatives = sampler.draw()
-            parts["item"] = obj.sampled_softmax_loss(h, table, targets, negatives, sampler.log_q)
-    if cfg.behavior_weight > 0:
-        logits = model.heads.behavior_logits(h)  # [N, C]
-        parts["behavior"] = obj.behavior_loss(logits, tb.target_behavior_ids[tb.loss_mask])
-    weights = {"item": cfg.item_weight, "behavior": cfg.behavior_weight}
-    return obj.total_loss(parts, weights)
-
-
-@dataclass
-class NegativeSampler:
-    """Negatives for the sampled softmax, with the log sampling probability of every id."""
-
-    n_negatives: int
-    n_tokens: int
-    probs: torch.Tensor | None  # [V] or None = uniform
-    log_q: torch.Tensor  # [V]
-    generator: torch.Generator
-
-    def draw(self) -> torch.Tensor:
-        return obj.sample_negatives(self.n_negatives, self.probs, self.n_tokens, self.generator)
-
-
-def make_sampler(
-    cfg: TrainConfig,
-    seqs: Sequences,
-    n_tokens: int,
-    generator: torch.Generator,
-    text_items: bool = False,
-) -> NegativeSampler | None:
-    """The sampled-softmax negatives of ``cfg`` (None for the full softmax).
-
-    ``text_items``: the item table reads item text (``model.item_text`` add/only).
-    """
-    if cfg.loss == "full":
-        return None
-    if cfg.loss != "sampled":
-        raise ValueError(f"unknown train.loss '{cfg.loss}' (full, sampled)")
-    if cfg.negatives == "uniform":
-        probs = None
-        log_q = obj.uniform_log_q(n_tokens)
-    elif cfg.negatives == "popularity":
-        probs = obj.popularity_probs(torch.from_numpy(seqs.item_ids), n_tokens)
-        log_q = probs.log()
-    else:
-        raise ValueError(f"unknown train.negatives '{cfg.negatives}' (uniform, popularity)")
-    # Items absent from the training inputs (held out, or only ever a valid/test target):
-    # a text-aware table scores them from their text, so they are not drawn as negatives (that
-    # would teach "never bought"). An ID table has nothing else to learn them from: they stay
-    # negatives, as in the full softmax, or their untrained rows score ~0 and crowd every top-k.
-    seen = seen_item_probs(probs, seqs, n_tokens) if text_items else None
-    if seen is not None:
-        probs, log_q = seen, seen.log()
-    return NegativeSampler(cfg.n_negatives, n_tokens, probs, log_q, generator)
-
-
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW; weight decay on matrices only (not on biases, norms or embedding tables)."""
-    decay: list[torch.nn.Parameter] = []
-    no_decay: list[torch.nn.Parameter] = []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        is_table = name.startswith("embed.")
-        (decay if p.ndim >= 2 and not is_table else no_decay).append(p)
-    groups = [
-        {"params": decay, "weight_decay": cfg.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-    # fused: one kernel per step instead of ~10 per tensor; ~2x faster steps on CPU, same maths
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), fused=True)
-
-
-# ---------------------------------------------------------------- the loop
 
 
 def build_model(
@@ -576,57 +357,3 @@ def load_run(run_dir: str | Path) -> tuple[BehaviorModel, RunConfig]:
     model = build_model(cfg, Vocab.load(root / VOCAB_FILE), load_item_text(root))
     load_model(model, str(root / MODEL_FILE))
     return model.eval(), cfg
-
-
-# ---------------------------------------------------------------- checkpoints (no pickle)
-
-
-def save_checkpoint(
-    path: Path,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    generator: torch.Generator,
-    rng: np.random.Generator,
-    state: dict[str, Any],
-) -> None:
-    """Last state: weights, optimiser moments and RNG states as safetensors, scalars as JSON."""
-    path.mkdir(parents=True, exist_ok=True)
-    save_model(model, str(path / MODEL_FILE))
-    opt = optimizer.state_dict()
-    tensors = {
-        f"{index}.{name}": value.detach().reshape(-1) if value.ndim == 0 else value
-        for index, slots in opt["state"].items()
-        for name, value in slots.items()
-    }
-    tensors["rng.generator"] = generator.get_state()
-    tensors["rng.torch"] = torch.get_rng_state()
-    save_file(tensors, str(path / "optimizer.safetensors"))
-    scalars = {
-        "state": state,
-        "param_groups": opt["param_groups"],
-        "numpy": rng.bit_generator.state,
-    }
-    (path / "state.json").write_text(json.dumps(scalars))
-
-
-def load_checkpoint(
-    path: Path,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    generator: torch.Generator,
-    rng: np.random.Generator,
-) -> dict[str, Any]:
-    """Restore what :func:`save_checkpoint` wrote; returns the loop state."""
-    load_model(model, str(path / MODEL_FILE))
-    tensors = load_file(str(path / "optimizer.safetensors"))
-    scalars = json.loads((path / "state.json").read_text())
-    generator.set_state(tensors.pop("rng.generator"))
-    torch.set_rng_state(tensors.pop("rng.torch"))
-    slots: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        index, name = key.split(".", 1)
-        slots.setdefault(int(index), {})[name] = value.reshape(()) if name == "step" else value
-    optimizer.load_state_dict({"state": slots, "param_groups": scalars["param_groups"]})
-    rng.bit_generator.state = scalars["numpy"]
-    state: dict[str, Any] = scalars["state"]
-    return state

@@ -38,7 +38,7 @@ from shopseq.errors import ShopseqInputError
 from shopseq.evaluate import classification as clf
 from shopseq.models.text import ENCODER_PACKAGE, encoder_path, mean_pool
 from shopseq.models.text_serial import history_texts
-from shopseq.train import loop
+from shopseq.train import loop, windows
 from shopseq.train.finetune import (
     ADAPTER_DIR,
     BINARY_TASKS,
@@ -296,7 +296,7 @@ def fit_text(
     return fit_epochs(
         model,
         ft,
-        lambda: loop.bucketed_batches(fit.lengths, tc.batch_size, rng),
+        lambda: windows.bucketed_batches(fit.lengths, tc.batch_size, rng),
         loss_of,
         validate,
         progress,

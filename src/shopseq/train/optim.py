@@ -1,0 +1,125 @@
+"""Loss and optimisation: the weighted multi-task loss of one :class:`TrainBatch`, the learning-rate
+schedule (warm-up, then constant, linear or cosine), the negative sampler of the sampled softmax
+and the AdamW optimiser with weight decay on matrices only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from shopseq.config import TrainConfig
+from shopseq.data.sequences import Sequences
+from shopseq.models.behavior_model import BehaviorModel
+from shopseq.models.item_text import seen_item_probs
+from shopseq.train import objectives as obj
+from shopseq.train.windows import TrainBatch
+
+
+def lr_at(step: int, cfg: TrainConfig, total_steps: int) -> float:
+    """Learning rate at optimiser step ``step`` (0-based): linear warm-up, then the schedule."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return cfg.lr
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps))
+    floor = cfg.lr * cfg.min_lr_ratio
+    if cfg.schedule == "linear":
+        return floor + (cfg.lr - floor) * (1.0 - progress)
+    if cfg.schedule == "cosine":
+        return floor + (cfg.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    raise ValueError(f"unknown train.schedule '{cfg.schedule}' (constant, linear, cosine)")
+
+
+def batch_loss(
+    model: BehaviorModel,
+    tb: TrainBatch,
+    cfg: TrainConfig,
+    sampler: NegativeSampler | None,
+) -> torch.Tensor:
+    """Weighted multi-task loss over the real target positions of one batch."""
+    if tb.causal_pass:
+        states = model.backbone(model.embed(tb.inputs), tb.inputs.padding_mask, causal_pass=True)
+    else:
+        states = model(tb.inputs)  # [B, T, D]
+    h = states[tb.loss_mask]  # [N, D] real positions only
+    parts: dict[str, torch.Tensor] = {}
+    if cfg.item_weight > 0:
+        table = model.embed.items.weight  # [V, D], tied to the next-item head
+        targets = tb.target_ids[tb.loss_mask]  # [N]
+        if sampler is None:
+            parts["item"] = obj.full_softmax_loss(h, table, targets)
+        else:
+            negatives = sampler.draw()
+            parts["item"] = obj.sampled_softmax_loss(h, table, targets, negatives, sampler.log_q)
+    if cfg.behavior_weight > 0:
+        logits = model.heads.behavior_logits(h)  # [N, C]
+        parts["behavior"] = obj.behavior_loss(logits, tb.target_behavior_ids[tb.loss_mask])
+    weights = {"item": cfg.item_weight, "behavior": cfg.behavior_weight}
+    return obj.total_loss(parts, weights)
+
+
+@dataclass
+class NegativeSampler:
+    """Negatives for the sampled softmax, with the log sampling probability of every id."""
+
+    n_negatives: int
+    n_tokens: int
+    probs: torch.Tensor | None  # [V] or None = uniform
+    log_q: torch.Tensor  # [V]
+    generator: torch.Generator
+
+    def draw(self) -> torch.Tensor:
+        return obj.sample_negatives(self.n_negatives, self.probs, self.n_tokens, self.generator)
+
+
+def make_sampler(
+    cfg: TrainConfig,
+    seqs: Sequences,
+    n_tokens: int,
+    generator: torch.Generator,
+    text_items: bool = False,
+) -> NegativeSampler | None:
+    """The sampled-softmax negatives of ``cfg`` (None for the full softmax).
+
+    ``text_items``: the item table reads item text (``model.item_text`` add/only).
+    """
+    if cfg.loss == "full":
+        return None
+    if cfg.loss != "sampled":
+        raise ValueError(f"unknown train.loss '{cfg.loss}' (full, sampled)")
+    if cfg.negatives == "uniform":
+        probs = None
+        log_q = obj.uniform_log_q(n_tokens)
+    elif cfg.negatives == "popularity":
+        probs = obj.popularity_probs(torch.from_numpy(seqs.item_ids), n_tokens)
+        log_q = probs.log()
+    else:
+        raise ValueError(f"unknown train.negatives '{cfg.negatives}' (uniform, popularity)")
+    # Items absent from the training inputs (held out, or only ever a valid/test target):
+    # a text-aware table scores them from their text, so they are not drawn as negatives (that
+    # would teach "never bought"). An ID table has nothing else to learn them from: they stay
+    # negatives, as in the full softmax, or their untrained rows score ~0 and crowd every top-k.
+    seen = seen_item_probs(probs, seqs, n_tokens) if text_items else None
+    if seen is not None:
+        probs, log_q = seen, seen.log()
+    return NegativeSampler(cfg.n_negatives, n_tokens, probs, log_q, generator)
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW; weight decay on matrices only (not on biases, norms or embedding tables)."""
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        is_table = name.startswith("embed.")
+        (decay if p.ndim >= 2 and not is_table else no_decay).append(p)
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    # fused: one kernel per step instead of ~10 per tensor; ~2x faster steps on CPU, same maths
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), fused=True)
