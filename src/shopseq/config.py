@@ -35,6 +35,9 @@ class ModelConfig:
     use_category: bool = True  # used only when the dataset has categories
     n_time_buckets: int = 32  # log2-bucketed gap to the previous event, in seconds
     init_std: float = 0.02
+    # normal: event tables N(0, init_std), the backbone its arch's own init; xavier: every
+    # matrix xavier-normal, as SASRec and RecTools initialise (padding rows stay zero)
+    init: str = "normal"
     # item representation (also the tied next-item head): none = ID embedding; add = ID +
     # projected pretrained text embedding; only = projected text alone (unseen items scorable)
     item_text: str = "none"

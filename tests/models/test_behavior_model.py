@@ -7,6 +7,7 @@ import torch
 from shopseq.config import ModelConfig
 from shopseq.data.batching import Batch
 from shopseq.data.vocab import Vocab
+from shopseq.errors import ShopseqInputError
 from shopseq.models.base import Recommender
 from shopseq.models.behavior_model import BehaviorModel
 from shopseq.models.embedding import positions, time_gap_buckets
@@ -62,6 +63,24 @@ def test_every_event_table_starts_at_init_std_with_zero_padding_rows():
             rows = rows[torch.arange(len(rows)) != table.padding_idx]
         # N(0, 1) (torch's default) would let position/time rows drown the item rows
         assert 0.02 < rows.std().item() < 0.1
+
+
+def test_xavier_init_redraws_every_trainable_matrix_and_keeps_padding_rows_zero():
+    model = make_model(init="xavier")
+    attn = model.backbone.model.h[0].attn.c_attn.weight  # [16, 48]: xavier std sqrt(2 / 64)
+    assert abs(attn.std().item() - (2 / 64) ** 0.5) < 0.05
+    for table in (model.embed.items, model.embed.positions, model.embed.time_gaps):
+        if table.padding_idx is not None:
+            assert not table.weight[table.padding_idx].any()
+    frozen = model.backbone.model.wpe.weight  # the backbone's unused, frozen table
+    assert not frozen.any()
+
+
+def test_unknown_init_is_a_user_error():
+    with pytest.raises(
+        ShopseqInputError, match="unknown model.init 'he'; choose one of: normal, xavier"
+    ):
+        make_model(init="he")
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])

@@ -11,6 +11,7 @@ from shopseq.config import ModelConfig
 from shopseq.data.batching import Batch
 from shopseq.data.schema import MASK, PAD
 from shopseq.data.vocab import Vocab
+from shopseq.errors import ShopseqInputError
 from shopseq.models.backbone import Backbone
 from shopseq.models.embedding import EventEmbedding
 from shopseq.models.heads import Heads
@@ -46,6 +47,7 @@ class BehaviorModel(nn.Module):
         )
         self.backbone = Backbone(cfg)
         self.heads = Heads(self.embed.items, cfg.d_model, vocab.n_behaviors)
+        init_weights(self, cfg.init)
 
     def forward(self, batch: Batch) -> torch.Tensor:
         """[B, T, D] contextual states; position t of a causal model has seen events <= t."""
@@ -77,6 +79,27 @@ class BehaviorModel(nn.Module):
         logits = self.heads.behavior_logits(self.last_states(batch))
         logits[:, PAD] = float("-inf")
         return logits.softmax(-1)
+
+
+INITS = ("normal", "xavier")
+
+
+def init_weights(model: nn.Module, init: str) -> None:
+    """Re-draw every trainable matrix xavier-normal for ``xavier``; ``normal`` keeps each module's.
+
+    Padding rows of embedding tables are zeroed again (they are never trained).
+    """
+    if init not in INITS:
+        raise ShopseqInputError(f"unknown model.init '{init}'; choose one of: {', '.join(INITS)}")
+    if init == "normal":
+        return
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad and p.ndim >= 2:
+                nn.init.xavier_normal_(p)
+        for table in model.modules():
+            if isinstance(table, nn.Embedding) and table.padding_idx is not None:
+                table.weight[table.padding_idx].zero_()
 
 
 def append_mask_slot(batch: Batch) -> Batch:
