@@ -13,7 +13,7 @@ from shopseq.data.schema import MASK, PAD
 from shopseq.data.vocab import Vocab
 from shopseq.errors import ShopseqInputError
 from shopseq.models.backbone import Backbone
-from shopseq.models.embedding import EventEmbedding
+from shopseq.models.embedding import EventEmbedding, zero_padding_rows
 from shopseq.models.heads import Heads
 from shopseq.models.item_text import check_table
 
@@ -93,13 +93,10 @@ def init_weights(model: nn.Module, init: str) -> None:
         raise ShopseqInputError(f"unknown model.init '{init}'; choose one of: {', '.join(INITS)}")
     if init == "normal":
         return
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.requires_grad and p.ndim >= 2:
-                nn.init.xavier_normal_(p)
-        for table in model.modules():
-            if isinstance(table, nn.Embedding) and table.padding_idx is not None:
-                table.weight[table.padding_idx].zero_()
+    for p in model.parameters():
+        if p.requires_grad and p.ndim >= 2:
+            nn.init.xavier_normal_(p)
+    zero_padding_rows(model)
 
 
 def append_mask_slot(batch: Batch) -> Batch:

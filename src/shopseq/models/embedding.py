@@ -48,9 +48,15 @@ def init_tables(module: nn.Module, std: float) -> None:
     for table in module.modules():
         if isinstance(table, nn.Embedding):
             nn.init.normal_(table.weight, std=std)
-            if table.padding_idx is not None:
-                with torch.no_grad():
-                    table.weight[table.padding_idx].zero_()
+    zero_padding_rows(module)
+
+
+def zero_padding_rows(module: nn.Module) -> None:
+    """Zero the padding row of every ``nn.Embedding`` under ``module`` (never trained)."""
+    with torch.no_grad():
+        for table in module.modules():
+            if isinstance(table, nn.Embedding) and table.padding_idx is not None:
+                table.weight[table.padding_idx].zero_()
 
 
 class EventEmbedding(nn.Module):
