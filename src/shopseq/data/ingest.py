@@ -15,8 +15,8 @@ from pathlib import Path
 
 import polars as pl
 
-from shopseq.data import formats
-from shopseq.data.formats import ERROR, FILE, LINE, RAW
+from shopseq.data import formats, raw_rows
+from shopseq.data.raw_rows import ERROR, FILE, LINE, RAW
 from shopseq.data.schema import (
     BEHAVIOR,
     CATEGORY,
@@ -37,7 +37,7 @@ from shopseq.data.schema import (
 )
 from shopseq.errors import ShopseqInputError
 
-# Reject reasons (the reader adds formats.WRONG_FIELD_COUNT and formats.MALFORMED_ROW).
+# Reject reasons (the reader adds raw_rows.WRONG_FIELD_COUNT and raw_rows.MALFORMED_ROW).
 MISSING_USER = "missing user_id"
 MISSING_ITEM = "missing item_id"
 MISSING_BEHAVIOR = "missing behavior"
@@ -104,14 +104,14 @@ def parse_timestamp(text: pl.Expr, kind: str) -> pl.Expr:
 
     TIME_AUTO takes numbers as Unix seconds, or milliseconds above 1e11, else datetime text.
     """
-    if kind == formats.TIME_ORDINAL:
+    if kind == raw_rows.TIME_ORDINAL:
         return text.cast(pl.Int64, strict=False)
     number = _number(text)
-    if kind == formats.TIME_SECONDS:
+    if kind == raw_rows.TIME_SECONDS:
         ms = number * 1000
-    elif kind == formats.TIME_MS:
+    elif kind == raw_rows.TIME_MS:
         ms = number
-    elif kind == formats.TIME_DATETIME:
+    elif kind == raw_rows.TIME_DATETIME:
         ms = _datetime_ms(text).cast(pl.Float64)
     else:
         by_size = pl.when(number.abs() > 1e11).then(number).otherwise(number * 1000)
@@ -209,7 +209,7 @@ def ingest(
         )
         .cast(REJECT_SCHEMA)  # type: ignore[arg-type]
     )
-    ordinal = raw.time_kind == formats.TIME_ORDINAL
+    ordinal = raw.time_kind == raw_rows.TIME_ORDINAL
     return IngestResult(
         events=events,
         rejects=rejects,
