@@ -228,7 +228,7 @@ def feature_baselines() -> list[dict[str, Any]]:
     from shopseq.config import load_config
     from shopseq.evaluate.classification import best_f1_threshold, binary_report
     from shopseq.models.features import fit_feature_baseline, sequence_features
-    from shopseq.train.finetune import binary_examples
+    from shopseq.train.task_examples import binary_examples
 
     ds = load_taobao()
     cfg = load_config(None, FINETUNE).finetune

@@ -15,7 +15,7 @@ def test_text_classify_prints_before_and_after_and_writes_metrics(tmp_path, caps
     from shopseq.cli.train import _dataset_titles
     from shopseq.data.dataset import load_dataset
     from shopseq.evaluate.classification import binary_log_loss
-    from shopseq.train.finetune import binary_examples
+    from shopseq.train.task_examples import binary_examples
     from shopseq.train.text_classifier import encode_examples, load_text_classifier, text_probs
 
     log, ds, run = tmp_path / "log", tmp_path / "ds", tmp_path / "text"

@@ -9,7 +9,7 @@ from shopseq.data.sequences import SplitSpec
 from shopseq.data.synth import SynthConfig, synth
 from shopseq.models.item_text import item_titles
 from shopseq.models.text_serial import event_text, history_texts, kept_start, serialise
-from shopseq.train.finetune import binary_examples
+from shopseq.train.task_examples import binary_examples
 
 HOUR = 3_600_000
 

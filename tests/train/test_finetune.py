@@ -1,4 +1,4 @@
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import numpy as np
 import polars as pl
@@ -6,14 +6,14 @@ import pytest
 import torch
 
 from shopseq.config import apply_overrides, load_config
-from shopseq.data.batching import history_batch
 from shopseq.data.dataset import prepare
 from shopseq.data.sequences import SplitSpec
 from shopseq.data.synth import SynthConfig, synth
 from shopseq.errors import ShopseqInputError
 from shopseq.evaluate.classification import roc_auc
-from shopseq.train.finetune import binary_examples, binary_probs, finetune, load_finetuned
+from shopseq.train.finetune import binary_probs, finetune, load_finetuned
 from shopseq.train.loop import objective_of, pretrain
+from shopseq.train.task_examples import binary_examples
 
 torch.set_num_threads(1)
 DAY_MS = 86_400_000
@@ -96,23 +96,6 @@ def plant_after_test_cutoff(events: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([events, planted])
 
 
-def test_events_after_the_test_cutoff_change_no_training_input_or_label(ds):
-    planted = temporal(plant_after_test_cutoff(synth_events()))
-    cfg = load_config(None, TINY).finetune
-    for task in ("purchase", "churn"):
-        clean, dirty = binary_examples(ds, task, cfg), binary_examples(planted, task, cfg)
-        for part in ("fit", "holdout", "test"):
-            a, b = clean[part], dirty[part]
-            assert np.array_equal(a.users, b.users)
-            batch_a = history_batch(ds.sequences, a.users, a.ends, 12)
-            batch_b = history_batch(planted.sequences, b.users, b.ends, 12)
-            assert torch.equal(batch_a.item_ids, batch_b.item_ids)  # inputs: before the cut-off
-            assert torch.equal(batch_a.timestamps, batch_b.timestamps)
-            if part != "test":  # train labels end at the test cut-off
-                assert np.array_equal(a.labels, b.labels)
-        assert not np.array_equal(clean["test"].labels, dirty["test"].labels) or task == "churn"
-
-
 def test_events_after_the_test_cutoff_change_no_finetuned_prediction(ds, base, tmp_path):
     planted = temporal(plant_after_test_cutoff(synth_events()))
     cfg = load_config(None, TINY)
@@ -161,49 +144,3 @@ def test_objective_must_fit_the_arch(arch, objective, message):
 def test_auto_objective_follows_the_arch():
     assert objective_of(load_config(None, ["model.arch=gpt2"])) == "causal"
     assert objective_of(load_config(None, ["model.arch=bert"])) == "masked"
-
-
-def test_the_train_cutoff_labels_are_cut_at_the_test_cutoff(ds):
-    parts = binary_examples(ds, "purchase", load_config(None, TINY).finetune)
-    before_test = ds.sequences.timestamps < TEST_CUT
-    assert before_test.any()
-    # the fit users' inputs all end before the train cut-off
-    last_input = ds.sequences.timestamps[parts["fit"].ends - 1]
-    assert (last_input < TRAIN_CUT).all()
-    assert timedelta(milliseconds=TEST_CUT - TRAIN_CUT) == timedelta(days=2)
-
-
-def test_user_batches_end_with_a_cutoff_slot_after_events_before_the_cutoff(ds):
-    from shopseq.data.schema import MASK
-    from shopseq.train.finetune import user_batch
-
-    fit = binary_examples(ds, "churn", load_config(None, TINY).finetune)["fit"]
-    rows = np.arange(10)
-    batch = user_batch(ds, fit, rows, 12)
-    assert (batch.item_ids[:, -1] == MASK).all()
-    assert (batch.timestamps[:, -1] == TRAIN_CUT).all()
-    real = ~batch.padding_mask[:, :-1]
-    assert (batch.timestamps[:, :-1][real] < TRAIN_CUT).all()
-
-
-@pytest.mark.parametrize(("start_competes", "best_epoch"), [(True, 0), (False, 1)])
-def test_fit_epochs_keeps_the_start_only_when_it_competes(start_competes, best_epoch):
-    from torch import nn
-
-    from shopseq.train.finetune import fit_epochs
-
-    model = nn.Linear(2, 1)
-    scores = iter([0.9, 0.6, 0.5])  # the start scores best; training only hurts
-    weights = []
-
-    def validate() -> float:
-        weights.append(model.weight.detach().clone())
-        return next(scores)
-
-    ft = load_config(None, ["finetune.epochs=2", "finetune.patience=5"]).finetune
-    x = torch.ones(4, 2)
-    fit = fit_epochs(
-        model, ft, lambda: [x], lambda b: model(b).square().mean(), validate, False, start_competes
-    )
-    assert fit["best_epoch"] == best_epoch
-    assert torch.equal(model.weight, weights[best_epoch])

@@ -14,7 +14,7 @@ from shopseq.evaluate.classification import binary_log_loss, roc_auc
 from shopseq.models.item_text import item_titles
 from shopseq.models.text import MISSING_MESSAGE
 from shopseq.models.text_serial import SEP
-from shopseq.train.finetune import binary_examples
+from shopseq.train.task_examples import binary_examples
 from shopseq.train.text_classifier import (
     apply_text_peft,
     encode_examples,

