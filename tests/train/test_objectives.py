@@ -48,6 +48,30 @@ def test_sampled_softmax_removes_accidental_hits():
     assert loss.item() == pytest.approx(0.0, abs=1e-6)
 
 
+def test_sampled_softmax_masks_hits_only_in_their_rows_with_exact_gradients():
+    h, table, targets = setup()
+    negatives = torch.tensor([5, 4, 2, 5, 9])  # hits rows 0 and 4 (item 2), row 2 twice (5)
+    log_q = uniform_log_q(V)
+
+    def by_hand(h: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        losses = []
+        for row, target in enumerate(targets.tolist()):
+            others = negatives[negatives != target]
+            logits = torch.cat([table[target : target + 1], table[others]]) @ h[row]
+            losses.append(-torch.log_softmax(logits, 0)[0])
+        return torch.stack(losses).mean()
+
+    h1, t1 = h.clone().requires_grad_(), table.clone().requires_grad_()
+    h2, t2 = h.clone().requires_grad_(), table.clone().requires_grad_()
+    got = sampled_softmax_loss(h1, t1, targets, negatives, log_q)
+    expected = by_hand(h2, t2)
+    got.backward()
+    expected.backward()
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(h1.grad, h2.grad)
+    torch.testing.assert_close(t1.grad, t2.grad)
+
+
 def test_log_q_correction_subtracts_log_probability():
     h, table, targets = setup()
     log_q = torch.log(popularity_probs(torch.tensor([2, 2, 2, 3]), V))

@@ -69,7 +69,13 @@ def sampled_softmax_loss(
     """
     pos = (h * item_table[targets]).sum(-1) - log_q[targets]  # [N]
     neg = torch.addmm(-log_q[negatives][None, :], h, item_table[negatives].T)  # [N, M]
-    neg.masked_fill_(negatives[None, :] == targets[:, None], float("-inf"))
+    # Only rows whose target was drawn need masking (~M / V of them): find those first rather
+    # than comparing all N x M pairs (that full compare + fill was ~10% of a sampled step).
+    drawn = torch.zeros(len(item_table), dtype=torch.bool, device=h.device)
+    drawn[negatives] = True
+    rows = drawn[targets].nonzero()[:, 0]  # [R]
+    hits = negatives[None, :] == targets[rows, None]  # [R, M]
+    neg[rows] = neg[rows].masked_fill(hits, float("-inf"))
     # -log softmax of the answer among [answer, negatives], without building that [N, 1 + M]
     return (torch.logaddexp(pos, neg.logsumexp(dim=1)) - pos).mean()
 
