@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from shopseq.config import ModelConfig
@@ -12,9 +13,13 @@ def test_causal_attention_mask_sees_real_past_and_itself():
     assert mask.tolist() == [[True, False, False], [False, True, False], [False, True, True]]
 
 
-def test_a_causal_pass_of_a_bidirectional_backbone_hides_the_future():
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_a_causal_pass_of_a_bidirectional_backbone_hides_the_future(attention):
     torch.manual_seed(0)
-    bb = Backbone(ModelConfig(arch="bert", d_model=16, n_layers=2, n_heads=2, max_len=8)).eval()
+    cfg = ModelConfig(
+        arch="bert", d_model=16, n_layers=2, n_heads=2, max_len=8, attention=attention
+    )
+    bb = Backbone(cfg).eval()
     x = torch.randn(2, 5, 16)
     pad = torch.zeros(2, 5, dtype=torch.bool)
     pad[1, :2] = True

@@ -73,7 +73,13 @@ class Backbone(nn.Module):
         from transformers import AutoModel
 
         self.causal = cfg.causal
-        self.model = AutoModel.from_config(backbone_config(cfg), attn_implementation="sdpa")
+        try:
+            self.model = AutoModel.from_config(
+                backbone_config(cfg), attn_implementation=cfg.attention
+            )
+        except (ValueError, ImportError) as e:
+            first = str(e).split(". ")[0]
+            raise ShopseqInputError(f"model.attention '{cfg.attention}': {first}") from None
         # The backbone's own token/position tables are unused (EventEmbedding does that job):
         # zero and freeze them so they neither add signal nor take optimiser steps.
         for module in self.model.modules():
@@ -87,7 +93,12 @@ class Backbone(nn.Module):
         """``causal_pass``: run a bidirectional backbone under a causal mask (objective both)."""
         mask: torch.Tensor = (~padding_mask).long()  # [B, T] 1 = attend
         if causal_pass and not self.causal:
-            mask = causal_attention_mask(padding_mask)  # [B, 1, T, T], used as given
+            # [B, 1, T, T] used as given: additive (0 or the dtype's min), the one form that
+            # every attention kernel reads alike (eager would add a bool mask as 0/1)
+            allowed = causal_attention_mask(padding_mask)
+            blocked = torch.finfo(x.dtype).min
+            mask = torch.zeros(allowed.shape, dtype=x.dtype, device=x.device)
+            mask = mask.masked_fill(~allowed, blocked)
         out = self.model(
             inputs_embeds=x,  # [B, T, D]
             attention_mask=mask,

@@ -13,6 +13,7 @@ from shopseq.data.schema import MASK, PAD
 from shopseq.data.vocab import Vocab
 from shopseq.errors import ShopseqInputError
 from shopseq.models.backbone import Backbone
+from shopseq.models.dropout import use_rand_dropout
 from shopseq.models.embedding import EventEmbedding, zero_padding_rows
 from shopseq.models.heads import Heads
 from shopseq.models.item_text import check_table
@@ -48,6 +49,7 @@ class BehaviorModel(nn.Module):
         self.backbone = Backbone(cfg)
         self.heads = Heads(self.embed.items, cfg.d_model, vocab.n_behaviors)
         init_weights(self, cfg.init)
+        use_rand_dropout(self)
 
     def forward(self, batch: Batch) -> torch.Tensor:
         """[B, T, D] contextual states; position t of a causal model has seen events <= t."""
