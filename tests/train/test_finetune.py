@@ -1,14 +1,10 @@
-from datetime import UTC, datetime
-
 import numpy as np
-import polars as pl
 import pytest
 import torch
 
 from shopseq.config import apply_overrides, load_config
 from shopseq.data.dataset import prepare
 from shopseq.data.sequences import SplitSpec
-from shopseq.data.synth import SynthConfig, synth
 from shopseq.errors import ShopseqInputError
 from shopseq.evaluate.classification import roc_auc
 from shopseq.train.finetune import binary_probs, finetune, load_finetuned
@@ -16,10 +12,6 @@ from shopseq.train.loop import objective_of, pretrain
 from shopseq.train.task_examples import binary_examples
 
 torch.set_num_threads(1)
-DAY_MS = 86_400_000
-START = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1000)
-TEST_CUT = START + 16 * DAY_MS
-TRAIN_CUT = START + 14 * DAY_MS
 TINY = [
     "model.d_model=16",
     "model.n_layers=1",
@@ -33,19 +25,6 @@ TINY = [
     "finetune.horizon_hours=48",
     "finetune.churn_days=1",
 ]
-
-
-def synth_events() -> pl.DataFrame:
-    return synth(SynthConfig(n_users=150, n_items=60, n_categories=4, n_days=20, seed=3))
-
-
-def temporal(events: pl.DataFrame):
-    return prepare(events, SplitSpec(kind="temporal", cutoff=TEST_CUT, valid_cutoff=TRAIN_CUT))
-
-
-@pytest.fixture(scope="module")
-def ds():
-    return temporal(synth_events())
 
 
 @pytest.fixture(scope="module")
@@ -83,21 +62,8 @@ def test_a_loaded_run_reproduces_its_test_metric(ds, base, tmp_path):
     assert roc_auc(binary_probs(model, ds, test), test.labels) == m["after"]["roc_auc"]
 
 
-def plant_after_test_cutoff(events: pl.DataFrame) -> pl.DataFrame:
-    """Buys (and views) of known items by known users, all at or after the test cut-off."""
-    users = events["user_id"].unique().sort()[:40]
-    items = events["item_id"].unique().sort()[:40]
-    planted = events.head(40).with_columns(
-        user_id=users,
-        item_id=items,
-        behavior=pl.Series(["buy", "view"] * 20),
-        timestamp=pl.Series([TEST_CUT + i * 3_600_000 for i in range(40)]),
-    )
-    return pl.concat([events, planted])
-
-
-def test_events_after_the_test_cutoff_change_no_finetuned_prediction(ds, base, tmp_path):
-    planted = temporal(plant_after_test_cutoff(synth_events()))
+def test_events_after_the_test_cutoff_change_no_finetuned_prediction(ds, split, base, tmp_path):
+    planted = split.planted()
     cfg = load_config(None, TINY)
     finetune(base, ds, "purchase", "lora", cfg, tmp_path / "clean", progress=False)
     finetune(base, planted, "purchase", "lora", cfg, tmp_path / "planted", progress=False)
@@ -107,8 +73,8 @@ def test_events_after_the_test_cutoff_change_no_finetuned_prediction(ds, base, t
     assert np.array_equal(binary_probs(clean, ds, test), binary_probs(dirty, ds, test))
 
 
-def test_binary_tasks_need_a_temporal_split(base, tmp_path):
-    loo = prepare(synth_events(), SplitSpec(kind="loo"))
+def test_binary_tasks_need_a_temporal_split(split, base, tmp_path):
+    loo = prepare(split.events(), SplitSpec(kind="loo"))
     with pytest.raises(ShopseqInputError, match="temporal split, not 'loo'"):
         finetune(base, loo, "churn", "none", load_config(None, TINY), tmp_path, progress=False)
 
