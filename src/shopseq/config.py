@@ -60,8 +60,10 @@ class TrainConfig:
     """Optimisation, objective and early stopping."""
 
     loss: str = "full"  # full | sampled (softmax with logQ correction)
-    n_negatives: int = 256  # sampled softmax: negatives shared by the batch
+    n_negatives: int = 256  # sampled softmax: negatives drawn per batch (or per position)
     negatives: str = "uniform"  # uniform | popularity
+    # batch: one draw shared by every position of the batch; position: a draw for each position
+    negatives_per: str = "batch"
     # auto = causal for causal archs, masked for bidirectional ones; both = masked + a causal pass
     objective: str = "auto"
     mask_prob: float = 0.2  # masked-item objective (bidirectional archs)

@@ -87,7 +87,12 @@ def test_zero_loss_weight_leaves_that_head_untouched(small_ds):
 
 
 @pytest.mark.parametrize(
-    "extra", [[], ["model.arch=bert", "train.loss=sampled", "train.n_negatives=20"]]
+    "extra",
+    [
+        [],
+        ["model.arch=bert", "train.loss=sampled", "train.n_negatives=20"],
+        ["train.loss=sampled", "train.n_negatives=8", "train.negatives_per=position"],
+    ],
 )
 def test_train_writes_run_dir_and_reloads_identically(small_ds, tmp_path, extra):
     cfg = apply_overrides(

@@ -72,6 +72,37 @@ def test_sampled_softmax_masks_hits_only_in_their_rows_with_exact_gradients():
     torch.testing.assert_close(t1.grad, t2.grad)
 
 
+def test_per_position_negatives_match_a_shared_draw_row_by_row_with_exact_gradients():
+    h, table, targets = setup()
+    log_q = torch.log(popularity_probs(torch.tensor([2, 2, 2, 3, 9]), V))
+    # each row its own negatives; rows 0 and 4 draw their own answer (item 2)
+    negatives = torch.tensor([[2, 4, 9], [5, 5, 6], [8, 7, 3], [4, 10, 2], [2, 2, 3], [6, 9, 4]])
+
+    def row_by_row(h: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        rows = [
+            sampled_softmax_loss(h[i : i + 1], table, targets[i : i + 1], negatives[i], log_q)
+            for i in range(len(targets))
+        ]
+        return torch.stack(rows).mean()
+
+    h1, t1 = h.clone().requires_grad_(), table.clone().requires_grad_()
+    h2, t2 = h.clone().requires_grad_(), table.clone().requires_grad_()
+    got = sampled_softmax_loss(h1, t1, targets, negatives, log_q)
+    expected = row_by_row(h2, t2)
+    got.backward()
+    expected.backward()
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(h1.grad, h2.grad)
+    torch.testing.assert_close(t1.grad, t2.grad)
+
+
+def test_per_position_sampled_softmax_equals_full_when_every_row_samples_all_items():
+    h, table, targets = setup()
+    every_item = torch.arange(N_SPECIAL, V).repeat(len(targets), 1)  # [N, V - N_SPECIAL]
+    sampled = sampled_softmax_loss(h, table, targets, every_item, uniform_log_q(V))
+    torch.testing.assert_close(sampled, full_softmax_loss(h, table, targets))
+
+
 def test_log_q_correction_subtracts_log_probability():
     h, table, targets = setup()
     log_q = torch.log(popularity_probs(torch.tensor([2, 2, 2, 3]), V))
@@ -90,12 +121,13 @@ def test_popularity_probs_smooth_counts_and_skip_specials():
 
 
 def test_negatives_are_real_items_and_reproducible():
-    a = sample_negatives(500, None, V, torch.Generator().manual_seed(1))
-    b = sample_negatives(500, None, V, torch.Generator().manual_seed(1))
+    a = sample_negatives((500,), None, V, torch.Generator().manual_seed(1))
+    b = sample_negatives((500,), None, V, torch.Generator().manual_seed(1))
     assert torch.equal(a, b)
     assert a.min() >= N_SPECIAL and a.max() < V
-    pop = sample_negatives(200, popularity_probs(torch.tensor([3]), V), V, torch.Generator())
-    assert pop.min() >= N_SPECIAL
+    probs = popularity_probs(torch.tensor([3]), V)
+    pop = sample_negatives((40, 5), probs, V, torch.Generator())
+    assert pop.shape == (40, 5) and pop.min() >= N_SPECIAL
 
 
 def test_uniform_log_q():

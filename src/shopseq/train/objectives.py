@@ -32,12 +32,14 @@ def full_softmax_loss(
 
 
 def sample_negatives(
-    n_negatives: int, probs: torch.Tensor | None, n_tokens: int, generator: torch.Generator
+    shape: tuple[int, ...], probs: torch.Tensor | None, n_tokens: int, generator: torch.Generator
 ) -> torch.Tensor:
-    """[M] negative item ids drawn with replacement: uniform over items, or from ``probs`` [V]."""
+    """Negative item ids of ``shape`` ([M] shared, or [N, M] per position), drawn with
+    replacement: uniform over items, or from ``probs`` [V]."""
     if probs is None:
-        return torch.randint(N_SPECIAL, n_tokens, (n_negatives,), generator=generator)
-    return torch.multinomial(probs, n_negatives, replacement=True, generator=generator)
+        return torch.randint(N_SPECIAL, n_tokens, shape, generator=generator)
+    flat = torch.multinomial(probs, math.prod(shape), replacement=True, generator=generator)
+    return flat.view(shape)
 
 
 def uniform_log_q(n_tokens: int) -> torch.Tensor:
@@ -61,13 +63,19 @@ def sampled_softmax_loss(
     negatives: torch.Tensor,
     log_q: torch.Tensor,
 ) -> torch.Tensor:
-    """Sampled softmax with logQ correction, negatives shared by all N positions.
+    """Sampled softmax with logQ correction.
 
-    h [N, D], item_table [V, D], targets [N], negatives [M] item ids, log_q [V] log sampling
-    probability of every id -> scalar. Subtracting log q makes the sampled loss an unbiased-ish
-    estimate of the full softmax; a negative equal to a row's target is removed from that row.
+    h [N, D], item_table [V, D], targets [N], negatives item ids: [M] shared by all N positions
+    or [N, M] drawn for each position; log_q [V] log sampling probability of every id -> scalar.
+    Subtracting log q makes the sampled loss an unbiased-ish estimate of the full softmax; a
+    negative equal to a row's target is removed from that row.
     """
     pos = (h * item_table[targets]).sum(-1) - log_q[targets]  # [N]
+    if negatives.ndim == 2:
+        # [N, M, D] @ [N, D, 1]: every position against its own negatives
+        neg = torch.bmm(item_table[negatives], h[:, :, None])[:, :, 0] - log_q[negatives]
+        neg = neg.masked_fill(negatives == targets[:, None], float("-inf"))
+        return (torch.logaddexp(pos, neg.logsumexp(dim=1)) - pos).mean()
     neg = torch.addmm(-log_q[negatives][None, :], h, item_table[negatives].T)  # [N, M]
     # Only rows whose target was drawn need masking (~M / V of them): find those first rather
     # than comparing all N x M pairs (that full compare + fill was ~10% of a sampled step).

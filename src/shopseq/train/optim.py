@@ -52,7 +52,7 @@ def batch_loss(
         if sampler is None:
             parts["item"] = obj.full_softmax_loss(h, table, targets)
         else:
-            negatives = sampler.draw()
+            negatives = sampler.draw(len(targets))
             parts["item"] = obj.sampled_softmax_loss(h, table, targets, negatives, sampler.log_q)
     if cfg.behavior_weight > 0:
         logits = model.heads.behavior_logits(h)  # [N, C]
@@ -66,13 +66,16 @@ class NegativeSampler:
     """Negatives for the sampled softmax, with the log sampling probability of every id."""
 
     n_negatives: int
+    per_position: bool  # True: n_negatives for each position; False: shared by the batch
     n_tokens: int
     probs: torch.Tensor | None  # [V] or None = uniform
     log_q: torch.Tensor  # [V]
     generator: torch.Generator
 
-    def draw(self) -> torch.Tensor:
-        return obj.sample_negatives(self.n_negatives, self.probs, self.n_tokens, self.generator)
+    def draw(self, n_positions: int) -> torch.Tensor:
+        """[M] negatives shared by the batch's ``n_positions`` positions, or [N, M] per position."""
+        shape = (n_positions, self.n_negatives) if self.per_position else (self.n_negatives,)
+        return obj.sample_negatives(shape, self.probs, self.n_tokens, self.generator)
 
 
 def make_sampler(
@@ -98,6 +101,8 @@ def make_sampler(
         log_q = probs.log()
     else:
         raise ValueError(f"unknown train.negatives '{cfg.negatives}' (uniform, popularity)")
+    if cfg.negatives_per not in ("batch", "position"):
+        raise ValueError(f"unknown train.negatives_per '{cfg.negatives_per}' (batch, position)")
     # Items absent from the training inputs (held out, or only ever a valid/test target):
     # a text-aware table scores them from their text, so they are not drawn as negatives (that
     # would teach "never bought"). An ID table has nothing else to learn them from: they stay
@@ -105,7 +110,8 @@ def make_sampler(
     seen = seen_item_probs(probs, seqs, n_tokens) if text_items else None
     if seen is not None:
         probs, log_q = seen, seen.log()
-    return NegativeSampler(cfg.n_negatives, n_tokens, probs, log_q, generator)
+    per_position = cfg.negatives_per == "position"
+    return NegativeSampler(cfg.n_negatives, per_position, n_tokens, probs, log_q, generator)
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
