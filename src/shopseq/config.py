@@ -30,6 +30,9 @@ class ModelConfig:
     d_ff: int = 0  # feed-forward width; 0 = 4 * d_model (SASRec uses d_model)
     dropout: float = 0.2
     max_len: int = 50  # events per window (max_seq_len)
+    # learned positions counted from the window's first event, or back from its latest one
+    # (last: SASRec's left-padded positions; the event a prediction follows is always 0)
+    positions: str = "first"
     use_behavior: bool = True
     use_time_gap: bool = True  # ignored (off) when the dataset's timestamps are ordinal
     use_category: bool = True  # used only when the dataset has categories

@@ -10,7 +10,7 @@ from shopseq.data.vocab import Vocab
 from shopseq.errors import ShopseqInputError
 from shopseq.models.base import Recommender
 from shopseq.models.behavior_model import BehaviorModel
-from shopseq.models.embedding import positions, time_gap_buckets
+from shopseq.models.embedding import positions, positions_from_last, time_gap_buckets
 
 torch.set_num_threads(1)
 
@@ -43,6 +43,18 @@ def make_batch(rows: list[list[int]], t: int = 8) -> Batch:
 def test_positions_count_from_first_real_event():
     pad = torch.tensor([[True, True, False, False, False]])
     assert positions(pad).tolist() == [[0, 0, 0, 1, 2]]
+
+
+def test_positions_from_last_count_back_from_the_latest_event():
+    pad = torch.tensor([[True, True, False, False, False], [False, False, False, False, False]])
+    assert positions_from_last(pad).tolist() == [[0, 0, 2, 1, 0], [4, 3, 2, 1, 0]]
+
+
+def test_unknown_positions_is_a_user_error():
+    with pytest.raises(
+        ShopseqInputError, match="unknown model.positions 'mid'; choose one of: first, last"
+    ):
+        make_model(positions="mid")
 
 
 def test_time_gap_buckets_by_hand():
@@ -83,10 +95,11 @@ def test_unknown_init_is_a_user_error():
         make_model(init="he")
 
 
+@pytest.mark.parametrize("positions_from", ["first", "last"])
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])
-def test_causal_mask_hides_the_future(arch, attention):
-    model = make_model(arch, attention=attention)
+def test_causal_mask_hides_the_future(arch, attention, positions_from):
+    model = make_model(arch, attention=attention, positions=positions_from)
     batch = make_batch([[5, 6, 7, 8, 9, 10], [11, 12, 13]])
     changed = replace(batch, item_ids=batch.item_ids.clone())
     changed.item_ids[0, -1] = 20  # a later event of row 0
@@ -100,10 +113,11 @@ def test_causal_mask_hides_the_future(arch, attention):
     assert not torch.allclose(before[0, -1], after[0, -1])
 
 
+@pytest.mark.parametrize("positions_from", ["first", "last"])
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
 @pytest.mark.parametrize("arch", ["gpt2", "llama", "bert"])
-def test_left_padding_never_changes_a_prediction(arch, attention):
-    model = make_model(arch, attention=attention)
+def test_left_padding_never_changes_a_prediction(arch, attention, positions_from):
+    model = make_model(arch, attention=attention, positions=positions_from)
     short = make_batch([[5, 6, 7]], t=3)
     padded = make_batch([[5, 6, 7], [8, 9, 10, 11, 12, 13, 14]], t=7)
     with torch.no_grad():

@@ -8,6 +8,7 @@ from torch import nn
 from shopseq.config import ModelConfig
 from shopseq.data.batching import Batch
 from shopseq.data.schema import PAD
+from shopseq.errors import ShopseqInputError
 from shopseq.models.item_text import ItemTable
 
 
@@ -18,6 +19,19 @@ def positions(padding_mask: torch.Tensor) -> torch.Tensor:
     """
     real = (~padding_mask).long()
     return (real.cumsum(1) - 1).clamp(min=0) * real
+
+
+def positions_from_last(padding_mask: torch.Tensor) -> torch.Tensor:
+    """[B, T] index of each event counted back from the latest real event (0 on padding).
+
+    The latest event, the one every prediction is read after, is always 0: SASRec's positions
+    in its left-padded window. Also independent of padding.
+    """
+    real = (~padding_mask).long()
+    return (real.flip(1).cumsum(1).flip(1) - 1).clamp(min=0) * real
+
+
+POSITIONS = {"first": positions, "last": positions_from_last}
 
 
 def time_gap_buckets(
@@ -89,6 +103,11 @@ class EventEmbedding(nn.Module):
             else None
         )
         self.time_gaps = nn.Embedding(cfg.n_time_buckets, d, padding_idx=0) if time_gaps else None
+        if cfg.positions not in POSITIONS:
+            raise ShopseqInputError(
+                f"unknown model.positions '{cfg.positions}'; choose one of: {', '.join(POSITIONS)}"
+            )
+        self.position_ids = POSITIONS[cfg.positions]
         init_tables(self, cfg.init_std)
         self.n_time_buckets = cfg.n_time_buckets
         self.norm = nn.LayerNorm(d)
@@ -98,7 +117,7 @@ class EventEmbedding(nn.Module):
     def forward(self, batch: Batch) -> torch.Tensor:
         """[B, T, D] event tokens of a batch."""
         x = self.items(batch.item_ids) * self.scale  # [B, T, D]
-        x = x + self.positions(positions(batch.padding_mask))
+        x = x + self.positions(self.position_ids(batch.padding_mask))
         if self.behaviors is not None:
             x = x + self.behaviors(batch.behavior_ids)
         if self.categories is not None and batch.category_ids is not None:
