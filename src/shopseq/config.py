@@ -87,6 +87,9 @@ class TrainConfig:
     num_threads: int = 2  # torch CPU threads
     refit_for_test: bool = False  # test model = refit on train+valid for the best epoch count
     all_windows: bool = True  # long sequences contribute every max_len window, not just the last
+    # 0 = off; else validation, the kept best and the test read an exponential moving average of
+    # the weights, updated after every step with this decay (torch's AveragedModel)
+    ema_decay: float = 0.0
 
 
 @dataclass(frozen=True)

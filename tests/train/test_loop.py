@@ -4,12 +4,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from shopseq.config import RunConfig, apply_overrides
 from shopseq.data.batching import history_batch
 from shopseq.data.dataset import prepare
 from shopseq.data.sequences import SplitSpec
 from shopseq.data.synth import SynthConfig, synth
+from shopseq.errors import ShopseqInputError
 from shopseq.evaluate.runner import evaluate_phase, masked_scores, recommend
 from shopseq.train.loop import build_model, effective_config, load_run, train
 from shopseq.train.optim import batch_loss, make_optimizer
@@ -130,8 +132,9 @@ def test_recommend_scores_are_the_evaluation_scores(small_ds, tmp_path):
         assert rec.items == small_ds.vocab.decode_items(expected.indices[row].numpy())
 
 
-def test_resume_continues_and_seeds_make_runs_identical(small_ds, tmp_path):
-    cfg = apply_overrides(RunConfig(), [*TINY, "train.max_epochs=2", "train.patience=100"])
+@pytest.mark.parametrize("extra", [[], ["train.ema_decay=0.9"]])
+def test_resume_continues_and_seeds_make_runs_identical(small_ds, tmp_path, extra):
+    cfg = apply_overrides(RunConfig(), [*TINY, "train.max_epochs=2", "train.patience=100", *extra])
     full = train(small_ds, cfg, tmp_path / "a", progress=False)
     first = train(
         small_ds, apply_overrides(cfg, ["train.max_epochs=1"]), tmp_path / "b", progress=False
@@ -142,6 +145,25 @@ def test_resume_continues_and_seeds_make_runs_identical(small_ds, tmp_path):
     losses = [[row["loss"] for row in m["history"]] for m in (full, resumed)]
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
     assert resumed["test"] == pytest.approx(full["test"], rel=1e-5)
+
+
+def test_ema_run_keeps_and_tests_the_moving_average_not_the_last_weights(small_ds, tmp_path):
+    cfg = apply_overrides(RunConfig(), [*TINY, "train.max_epochs=1", "train.ema_decay=0.9"])
+    metrics = train(small_ds, cfg, tmp_path, progress=False)
+    kept = load_file(str(tmp_path / "model.safetensors"))
+    last = load_file(str(tmp_path / "checkpoint" / "model.safetensors"))
+    average = load_file(str(tmp_path / "checkpoint" / "ema.safetensors"))
+    name = "embed.items.weight"
+    torch.testing.assert_close(kept[name], average[f"module.{name}"], rtol=0, atol=0)
+    assert not torch.allclose(kept[name], last[name])  # the raw weights are not what is kept
+    model, _ = load_run(tmp_path)
+    assert evaluate_phase(model, small_ds, "valid", progress=False) == metrics["valid"]
+
+
+def test_ema_decay_outside_0_1_is_a_user_error(small_ds, tmp_path):
+    cfg = apply_overrides(RunConfig(), [*TINY, "train.ema_decay=1.0"])
+    with pytest.raises(ShopseqInputError, match=r"train.ema_decay must be in \[0, 1\), got 1.0"):
+        train(small_ds, cfg, tmp_path, progress=False)
 
 
 def test_refit_for_test_retrains_for_the_best_epoch_count(small_ds, tmp_path):

@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
 MODEL_FILE = "model.safetensors"  # the weights, in a run dir and in its checkpoint dir
+EMA_FILE = "ema.safetensors"  # their moving average (train.ema_decay > 0), checkpoint dir only
 
 
 def save_checkpoint(
@@ -23,10 +24,14 @@ def save_checkpoint(
     generator: torch.Generator,
     rng: np.random.Generator,
     state: dict[str, Any],
+    ema: torch.nn.Module | None = None,
 ) -> None:
-    """Last state: weights, optimiser moments and RNG states as safetensors, scalars as JSON."""
+    """Last state: weights (and their moving average), optimiser moments and RNG states as
+    safetensors, scalars as JSON."""
     path.mkdir(parents=True, exist_ok=True)
     save_model(model, str(path / MODEL_FILE))
+    if ema is not None:
+        save_model(ema, str(path / EMA_FILE))
     opt = optimizer.state_dict()
     tensors = {
         f"{index}.{name}": value.detach().reshape(-1) if value.ndim == 0 else value
@@ -50,9 +55,12 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer,
     generator: torch.Generator,
     rng: np.random.Generator,
+    ema: torch.nn.Module | None = None,
 ) -> dict[str, Any]:
     """Restore what :func:`save_checkpoint` wrote; returns the loop state."""
     load_model(model, str(path / MODEL_FILE))
+    if ema is not None:
+        load_model(ema, str(path / EMA_FILE))
     tensors = load_file(str(path / "optimizer.safetensors"))
     scalars = json.loads((path / "state.json").read_text())
     generator.set_state(tensors.pop("rng.generator"))

@@ -14,11 +14,12 @@ import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from safetensors.torch import load_model, save_model
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from shopseq.config import RunConfig, TrainConfig, load_config, save_config
 from shopseq.data.batching import history_batch
@@ -117,6 +118,12 @@ class Fit:
     rng: np.random.Generator
     total_steps: int
     objective: str = "causal"  # resolved: causal | masked | both
+    ema: AveragedModel | None = None  # moving average of the weights (train.ema_decay > 0)
+
+    @property
+    def eval_model(self) -> BehaviorModel:
+        """The weights validation, the kept best and the test read: the average when kept."""
+        return self.model if self.ema is None else cast(BehaviorModel, self.ema.module)
 
 
 def start_fit(
@@ -137,9 +144,19 @@ def start_fit(
     optimizer = make_optimizer(model, tc)
     rng = np.random.default_rng(tc.seed)
     objective = objective_of(cfg)
+    ema = moving_average(model, tc.ema_decay)
     return Fit(
-        model, optimizer, seqs, starts, ends, sampler, generator, rng, total_steps, objective
+        model, optimizer, seqs, starts, ends, sampler, generator, rng, total_steps, objective, ema
     )
+
+
+def moving_average(model: BehaviorModel, decay: float) -> AveragedModel | None:
+    """An exponential moving average of ``model``'s weights (None for decay 0)."""
+    if not 0.0 <= decay < 1.0:
+        raise ShopseqInputError(f"train.ema_decay must be in [0, 1), got {decay}")
+    if decay == 0.0:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay))
 
 
 def train_epoch(
@@ -164,6 +181,8 @@ def train_epoch(
         if tc.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
         fit.optimizer.step()
+        if fit.ema is not None:
+            fit.ema.update_parameters(model)
         step += 1
         losses.append(loss.item())
         if n_seen % 20 == 0:
@@ -189,6 +208,7 @@ def train(
     With ``train.refit_for_test`` the test model is retrained on the test phase's training
     inputs (valid targets included) for the best epoch count, as the baselines are refit.
     ``item_text`` [n_tokens, d_text] (``model.item_text`` add/only) is kept in the run dir.
+    With ``train.ema_decay`` > 0 the kept and tested weights are the moving average.
     """
     from torch.utils.tensorboard import SummaryWriter
 
@@ -210,7 +230,9 @@ def train(
     state: dict[str, Any] = {"epoch": 0, "step": 0, "best": -1.0, "best_epoch": 0, "bad": 0}
     state |= {"history": [], "train_seconds": 0.0, "best_valid": {}}
     if resume and (out / CHECKPOINT_DIR / "state.json").exists():
-        state = load_checkpoint(out / CHECKPOINT_DIR, model, fit.optimizer, fit.generator, fit.rng)
+        state = load_checkpoint(
+            out / CHECKPOINT_DIR, model, fit.optimizer, fit.generator, fit.rng, fit.ema
+        )
     writer = SummaryWriter(str(out / "tb"))
     while state["epoch"] < tc.max_epochs and state["bad"] < tc.patience:
         tick = time.perf_counter()
@@ -219,7 +241,7 @@ def train(
         epoch_seconds = time.perf_counter() - tick
         state["epoch"] += 1
         valid = evaluate_phase(
-            model,
+            fit.eval_model,
             ds,
             "valid",
             filter_seen=tc.filter_seen,
@@ -243,7 +265,7 @@ def train(
             state |= {"best": valid[SELECT_METRIC], "best_epoch": state["epoch"], "bad": 0}
             state["best_valid"] = valid
             state["time_to_best"] = state["train_seconds"]
-            save_model(model, str(out / MODEL_FILE))
+            save_model(fit.eval_model, str(out / MODEL_FILE))
         else:
             state["bad"] += 1
         log.info(
@@ -251,7 +273,9 @@ def train(
             f"valid HR@10 {valid['HR@10']:.4f} NDCG@10 {valid[SELECT_METRIC]:.4f}"
             f" (best {state['best']:.4f} @ {state['best_epoch']})"
         )
-        save_checkpoint(out / CHECKPOINT_DIR, model, fit.optimizer, fit.generator, fit.rng, state)
+        save_checkpoint(
+            out / CHECKPOINT_DIR, model, fit.optimizer, fit.generator, fit.rng, state, fit.ema
+        )
     if tc.refit_for_test and "refit_seconds" not in state:
         state["selection_test"] = evaluate_phase(
             load_run(out)[0],
@@ -266,9 +290,11 @@ def train(
         step = 0
         for epoch in range(state["best_epoch"]):
             _, step = train_epoch(refit, tc, step, writer, f"refit {epoch + 1}", progress)
-        save_model(refit.model, str(out / MODEL_FILE))
+        save_model(refit.eval_model, str(out / MODEL_FILE))
         state["refit_seconds"] = time.perf_counter() - tick
-        save_checkpoint(out / CHECKPOINT_DIR, model, fit.optimizer, fit.generator, fit.rng, state)
+        save_checkpoint(
+            out / CHECKPOINT_DIR, model, fit.optimizer, fit.generator, fit.rng, state, fit.ema
+        )
     writer.close()
     return finish(ds, out, state, tc)
 
