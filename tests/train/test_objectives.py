@@ -1,4 +1,5 @@
 import math
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -25,6 +26,26 @@ def setup():
     table = torch.randn(V, D, generator=g)
     targets = torch.tensor([2, 3, 5, 11, 2, 7])
     return h, table, targets
+
+
+def assert_sampled_loss_and_gradients_match(
+    expected_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    h: torch.Tensor,
+    table: torch.Tensor,
+    targets: torch.Tensor,
+    negatives: torch.Tensor,
+    log_q: torch.Tensor,
+) -> None:
+    """sampled_softmax_loss and ``expected_fn`` of (h, table) agree, and so do both gradients."""
+    h1, t1 = h.clone().requires_grad_(), table.clone().requires_grad_()
+    h2, t2 = h.clone().requires_grad_(), table.clone().requires_grad_()
+    got = sampled_softmax_loss(h1, t1, targets, negatives, log_q)
+    expected = expected_fn(h2, t2)
+    got.backward()
+    expected.backward()
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(h1.grad, h2.grad)
+    torch.testing.assert_close(t1.grad, t2.grad)
 
 
 def test_full_softmax_by_hand_ignores_special_ids():
@@ -61,15 +82,7 @@ def test_sampled_softmax_masks_hits_only_in_their_rows_with_exact_gradients():
             losses.append(-torch.log_softmax(logits, 0)[0])
         return torch.stack(losses).mean()
 
-    h1, t1 = h.clone().requires_grad_(), table.clone().requires_grad_()
-    h2, t2 = h.clone().requires_grad_(), table.clone().requires_grad_()
-    got = sampled_softmax_loss(h1, t1, targets, negatives, log_q)
-    expected = by_hand(h2, t2)
-    got.backward()
-    expected.backward()
-    torch.testing.assert_close(got, expected)
-    torch.testing.assert_close(h1.grad, h2.grad)
-    torch.testing.assert_close(t1.grad, t2.grad)
+    assert_sampled_loss_and_gradients_match(by_hand, h, table, targets, negatives, log_q)
 
 
 def test_per_position_negatives_match_a_shared_draw_row_by_row_with_exact_gradients():
@@ -85,15 +98,7 @@ def test_per_position_negatives_match_a_shared_draw_row_by_row_with_exact_gradie
         ]
         return torch.stack(rows).mean()
 
-    h1, t1 = h.clone().requires_grad_(), table.clone().requires_grad_()
-    h2, t2 = h.clone().requires_grad_(), table.clone().requires_grad_()
-    got = sampled_softmax_loss(h1, t1, targets, negatives, log_q)
-    expected = row_by_row(h2, t2)
-    got.backward()
-    expected.backward()
-    torch.testing.assert_close(got, expected)
-    torch.testing.assert_close(h1.grad, h2.grad)
-    torch.testing.assert_close(t1.grad, t2.grad)
+    assert_sampled_loss_and_gradients_match(row_by_row, h, table, targets, negatives, log_q)
 
 
 def test_per_position_sampled_softmax_equals_full_when_every_row_samples_all_items():
