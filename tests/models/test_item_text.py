@@ -248,9 +248,9 @@ def test_only_a_text_aware_table_spares_unseen_items_as_negatives(ds):
     text = make_sampler(cfg, inputs, ds.vocab.n_tokens, gen, text_items=True)
     ids = make_sampler(cfg, inputs, ds.vocab.n_tokens, gen, text_items=False)
     assert text is not None and ids is not None
-    assert seen[text.draw()].all()
+    assert seen[text.draw(n_positions=1)].all()
     # an ID table learns unseen items only as negatives (else their random rows score ~0)
-    assert not seen[ids.draw()].all()
+    assert not seen[ids.draw(n_positions=1)].all()
     assert torch.isfinite(ids.log_q[N_SPECIAL:]).all()
 
 
