@@ -75,15 +75,15 @@ def sampled_softmax_loss(
         # [N, M, D] @ [N, D, 1]: every position against its own negatives
         neg = torch.bmm(item_table[negatives], h[:, :, None])[:, :, 0] - log_q[negatives]
         neg = neg.masked_fill(negatives == targets[:, None], float("-inf"))
-        return (torch.logaddexp(pos, neg.logsumexp(dim=1)) - pos).mean()
-    neg = torch.addmm(-log_q[negatives][None, :], h, item_table[negatives].T)  # [N, M]
-    # Only rows whose target was drawn need masking (~M / V of them): find those first rather
-    # than comparing all N x M pairs (that full compare + fill was ~10% of a sampled step).
-    drawn = torch.zeros(len(item_table), dtype=torch.bool, device=h.device)
-    drawn[negatives] = True
-    rows = drawn[targets].nonzero()[:, 0]  # [R]
-    hits = negatives[None, :] == targets[rows, None]  # [R, M]
-    neg[rows] = neg[rows].masked_fill(hits, float("-inf"))
+    else:
+        neg = torch.addmm(-log_q[negatives][None, :], h, item_table[negatives].T)  # [N, M]
+        # Only rows whose target was drawn need masking (~M / V of them): find those first
+        # rather than comparing all N x M pairs (that full compare + fill was ~10% of a step).
+        drawn = torch.zeros(len(item_table), dtype=torch.bool, device=h.device)
+        drawn[negatives] = True
+        rows = drawn[targets].nonzero()[:, 0]  # [R]
+        hits = negatives[None, :] == targets[rows, None]  # [R, M]
+        neg[rows] = neg[rows].masked_fill(hits, float("-inf"))
     # -log softmax of the answer among [answer, negatives], without building that [N, 1 + M]
     return (torch.logaddexp(pos, neg.logsumexp(dim=1)) - pos).mean()
 
