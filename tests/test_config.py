@@ -1,11 +1,15 @@
 import json
+from dataclasses import replace
 
 import pytest
 
 from shopseq.config import (
+    Loss,
     ModelConfig,
     RunConfig,
+    TrainConfig,
     apply_overrides,
+    choices,
     config_from_dict,
     config_to_dict,
     load_config,
@@ -57,6 +61,51 @@ def test_bad_value_names_key_and_type():
 def test_override_without_equals_is_an_error():
     with pytest.raises(ShopseqInputError, match="not of the form key=value"):
         apply_overrides(RunConfig(), ["model.d_model"])
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [
+        ("model.positions", "mid", "first, last"),
+        ("model.init", "he", "normal, xavier"),
+        ("model.item_text", "both", "none, add, only"),
+        ("train.loss", "bpr", "full, sampled"),
+        ("train.negatives", "hard", "uniform, popularity"),
+        ("train.negatives_per", "user", "batch, position"),
+        ("train.objective", "clm", "auto, causal, masked, both"),
+        ("train.schedule", "step", "constant, linear, cosine"),
+        ("finetune.task", "ltv", "next-item, next-behavior, purchase, churn"),
+        ("finetune.peft", "dora", "none, lora, adapter, prefix, ia3"),
+    ],
+)
+def test_a_bad_choice_is_named_when_the_config_is_built(key, value, allowed):
+    with pytest.raises(ShopseqInputError) as err:
+        apply_overrides(RunConfig(), [f"{key}={value}"])
+    assert str(err.value) == f"unknown {key} '{value}'; choose one of: {allowed}"
+
+
+@pytest.mark.parametrize("value", ["1.0", "-0.5"])
+def test_ema_decay_outside_0_1_is_named_when_the_config_is_built(value):
+    with pytest.raises(ShopseqInputError) as err:
+        apply_overrides(RunConfig(), [f"train.ema_decay={value}"])
+    assert str(err.value) == f"train.ema_decay must be in [0, 1), got {value}"
+
+
+def test_a_bad_choice_in_a_file_names_the_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  loss: sampled\n  negatives: 3\n")
+    with pytest.raises(ShopseqInputError) as err:
+        load_config(path)
+    assert (
+        str(err.value) == f"{path}: unknown train.negatives '3'; choose one of: uniform, popularity"
+    )
+
+
+def test_every_choice_is_accepted_and_replace_checks_too():
+    for loss in choices(Loss):
+        assert replace(TrainConfig(), loss=loss).loss == loss
+    with pytest.raises(ShopseqInputError, match="unknown train.schedule 'step'"):
+        replace(TrainConfig(), schedule="step")  # type: ignore[arg-type]
 
 
 def test_yaml_int_widens_to_float_and_wrong_type_is_an_error(tmp_path):

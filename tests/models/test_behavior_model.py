@@ -50,13 +50,6 @@ def test_positions_from_last_count_back_from_the_latest_event():
     assert positions_from_last(pad).tolist() == [[0, 0, 2, 1, 0], [4, 3, 2, 1, 0]]
 
 
-def test_unknown_positions_is_a_user_error():
-    with pytest.raises(
-        ShopseqInputError, match="unknown model.positions 'mid'; choose one of: first, last"
-    ):
-        make_model(positions="mid")
-
-
 def test_time_gap_buckets_by_hand():
     stamps = torch.tensor([[0, 1_000, 1_000, 4_000, 10_000_000]])  # ms
     pad = torch.tensor([[True, False, False, False, False]])
@@ -86,13 +79,6 @@ def test_xavier_init_redraws_every_trainable_matrix_and_keeps_padding_rows_zero(
             assert not table.weight[table.padding_idx].any()
     frozen = model.backbone.model.wpe.weight  # the backbone's unused, frozen table
     assert not frozen.any()
-
-
-def test_unknown_init_is_a_user_error():
-    with pytest.raises(
-        ShopseqInputError, match="unknown model.init 'he'; choose one of: normal, xavier"
-    ):
-        make_model(init="he")
 
 
 @pytest.mark.parametrize("positions_from", ["first", "last"])

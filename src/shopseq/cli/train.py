@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shopseq.cli.common import REPORT_METRICS, RUN_FILE, write_json
+from shopseq.config import ItemText, Objective, PeftMethod, Task, choices
 from shopseq.errors import ShopseqInputError
 
 if TYPE_CHECKING:
@@ -185,7 +186,7 @@ def _add_item_text_args(p: argparse.ArgumentParser) -> None:
     """--item-text / --text-encoder, shared by train and pretrain (see :func:`_start_run`)."""
     p.add_argument(
         "--item-text",
-        choices=("none", "add", "only"),
+        choices=choices(ItemText),
         help="item titles through the pretrained MiniLM encoder: add to the ID embedding, or "
         "replace it (only: items known by title alone can be recommended)",
     )
@@ -214,7 +215,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser("pretrain", help="self-supervised pretraining: a base run for finetune")
     p.add_argument("dataset", help="a prepared dataset dir")
-    p.add_argument("--objective", choices=("causal", "masked", "both"), help="default: by arch")
+    p.add_argument(
+        "--objective",
+        choices=[o for o in choices(Objective) if o != "auto"],
+        help="default: by arch",
+    )
     p.add_argument("--config", help="YAML/JSON config, e.g. configs/taobao.yaml")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key")
     _add_item_text_args(p)
@@ -233,13 +238,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser("finetune", help="adapt a pretrained run to a task, fully or with peft")
     p.add_argument("base", help="a run dir written by `shopseq pretrain` or `shopseq train`")
-    p.add_argument(
-        "--task", required=True, choices=("next-item", "next-behavior", "purchase", "churn")
-    )
+    p.add_argument("--task", required=True, choices=choices(Task))
     p.add_argument(
         "--peft",
         default="none",
-        choices=("none", "lora", "adapter", "prefix", "ia3"),
+        choices=choices(PeftMethod),
         help="parameter-efficient method (default none = full fine-tuning)",
     )
     p.add_argument("--data", help="prepared dataset dir (default: the base run's dataset)")

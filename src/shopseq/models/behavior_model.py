@@ -11,7 +11,6 @@ from shopseq.config import ModelConfig
 from shopseq.data.batching import Batch
 from shopseq.data.schema import MASK, PAD
 from shopseq.data.vocab import Vocab
-from shopseq.errors import ShopseqInputError
 from shopseq.models.backbone import Backbone
 from shopseq.models.dropout import use_rand_dropout
 from shopseq.models.embedding import EventEmbedding, zero_padding_rows
@@ -83,16 +82,11 @@ class BehaviorModel(nn.Module):
         return logits.softmax(-1)
 
 
-INITS = ("normal", "xavier")
-
-
 def init_weights(model: nn.Module, init: str) -> None:
     """Re-draw every trainable matrix xavier-normal for ``xavier``; ``normal`` keeps each module's.
 
     Padding rows of embedding tables are zeroed again (they are never trained).
     """
-    if init not in INITS:
-        raise ShopseqInputError(f"unknown model.init '{init}'; choose one of: {', '.join(INITS)}")
     if init == "normal":
         return
     for p in model.parameters():

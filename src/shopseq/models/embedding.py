@@ -8,7 +8,6 @@ from torch import nn
 from shopseq.config import ModelConfig
 from shopseq.data.batching import Batch
 from shopseq.data.schema import PAD
-from shopseq.errors import ShopseqInputError
 from shopseq.models.item_text import ItemTable
 
 
@@ -103,10 +102,6 @@ class EventEmbedding(nn.Module):
             else None
         )
         self.time_gaps = nn.Embedding(cfg.n_time_buckets, d, padding_idx=0) if time_gaps else None
-        if cfg.positions not in POSITIONS:
-            raise ShopseqInputError(
-                f"unknown model.positions '{cfg.positions}'; choose one of: {', '.join(POSITIONS)}"
-            )
         self.position_ids = POSITIONS[cfg.positions]
         init_tables(self, cfg.init_std)
         self.n_time_buckets = cfg.n_time_buckets

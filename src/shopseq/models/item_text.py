@@ -25,7 +25,6 @@ from shopseq.data.sequences import Phase, Sequences
 from shopseq.data.vocab import Vocab
 from shopseq.errors import ShopseqInputError
 
-ITEM_TEXT_MODES = ("none", "add", "only")
 ITEM_TEXT_FILE = "item_text.safetensors"
 TABLE_TENSOR = "item_text"
 
@@ -63,14 +62,6 @@ def dataset_item_text(
             "(no non-empty 'title' values)"
         )
     return embed_item_texts(vocab, titles, cache_path, text_encoder, progress=progress)
-
-
-def check_mode(mode: str) -> str:
-    if mode not in ITEM_TEXT_MODES:
-        raise ShopseqInputError(
-            f"unknown model.item_text '{mode}' (choose one of: {', '.join(ITEM_TEXT_MODES)})"
-        )
-    return mode
 
 
 class ItemTable(nn.Module):
@@ -121,7 +112,7 @@ def load_item_text(run_dir: str | Path) -> torch.Tensor | None:
 
 def check_table(mode: str, table: torch.Tensor | None, n_tokens: int) -> torch.Tensor | None:
     """The table a model with ``model.item_text=mode`` needs (None for ``none``), validated."""
-    if check_mode(mode) == "none":
+    if mode == "none":
         return None
     if table is None:
         raise ShopseqInputError(

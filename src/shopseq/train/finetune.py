@@ -26,7 +26,7 @@ import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
-from shopseq.config import FinetuneConfig, RunConfig, load_config, save_config
+from shopseq.config import FinetuneConfig, PeftMethod, RunConfig, Task, load_config, save_config
 from shopseq.data.batching import Batch
 from shopseq.data.dataset import Dataset
 from shopseq.data.sequences import resolve_cutoffs
@@ -46,7 +46,6 @@ from shopseq.train.task_examples import (
     user_batches,
 )
 
-TASKS = ("next-item", "next-behavior", "purchase", "churn")
 SELECT_METRIC = {
     "next-item": "NDCG@10",
     "next-behavior": "macro_f1",
@@ -220,8 +219,8 @@ def run_sequence(
 def finetune(
     base_run: str | Path,
     ds: Dataset,
-    task: str,
-    peft: str,
+    task: Task,
+    peft: PeftMethod,
     cfg: RunConfig,
     out_dir: str | Path,
     progress: bool = True,
@@ -233,8 +232,6 @@ def finetune(
     finetune.json, metrics.json and either model.safetensors (full) or adapter/ (peft files +
     task.safetensors: the small part to ship per task). Returns the metrics (before and after).
     """
-    if task not in TASKS:
-        raise ShopseqInputError(f"unknown task '{task}'; choose one of: {', '.join(TASKS)}")
     ft = replace(cfg.finetune, task=task, peft=peft)
     torch.set_num_threads(cfg.train.num_threads)
     torch.manual_seed(ft.seed)

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from shopseq.config import RunConfig, load_config, save_config
+from shopseq.config import PeftMethod, RunConfig, Task, load_config, save_config
 from shopseq.data.dataset import Dataset
 from shopseq.data.sequences import resolve_cutoffs
 from shopseq.errors import ShopseqInputError
@@ -192,8 +192,8 @@ def apply_text_peft(model: nn.Module, peft: str, cfg: RunConfig) -> nn.Module:
 def text_classify(
     ds: Dataset,
     titles: Mapping[str, str],
-    task: str,
-    peft: str,
+    task: Task,
+    peft: PeftMethod,
     cfg: RunConfig,
     out_dir: str | Path,
     progress: bool = True,
