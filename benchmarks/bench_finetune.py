@@ -108,7 +108,8 @@ def make_bases(work: Path, quick: bool, reuse: bool) -> dict[str, Any]:
     from safetensors.torch import save_model
 
     from shopseq.config import load_config, save_config
-    from shopseq.train.loop import build_model, effective_config, pretrain
+    from shopseq.train.fit import build_model, effective_config
+    from shopseq.train.loop import pretrain
 
     ds = load_taobao()
     overrides = MODEL + (["train.max_epochs=2"] if quick else [])

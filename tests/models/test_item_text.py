@@ -30,7 +30,8 @@ from shopseq.models.item_text import (
     seen_items,
 )
 from shopseq.models.text import embed_texts, item_text_table, load_text_encoder
-from shopseq.train.loop import MODEL_FILE, build_model, effective_config, load_run, train
+from shopseq.train.fit import build_model, effective_config
+from shopseq.train.loop import MODEL_FILE, load_run, train
 from shopseq.train.optim import make_sampler
 
 torch.set_num_threads(1)

@@ -2,13 +2,13 @@ import numpy as np
 import pytest
 import torch
 
-from shopseq.config import apply_overrides, load_config
+from shopseq.config import load_config
 from shopseq.data.dataset import prepare
 from shopseq.data.sequences import SplitSpec
 from shopseq.errors import ShopseqInputError
 from shopseq.evaluate.classification import roc_auc
 from shopseq.train.finetune import binary_probs, finetune, load_finetuned
-from shopseq.train.loop import objective_of, pretrain
+from shopseq.train.loop import pretrain
 from shopseq.train.task_examples import binary_examples
 
 torch.set_num_threads(1)
@@ -90,22 +90,3 @@ def test_pretrain_both_trains_a_bidirectional_model_with_a_causal_pass(ds, tmp_p
     assert "NDCG@10" in m["test"]
     saved = load_config(tmp_path / "config.json")
     assert saved.train.objective == "both" and saved.train.behavior_weight > 0
-
-
-@pytest.mark.parametrize(
-    ("arch", "objective", "message"),
-    [
-        ("gpt2", "masked", "needs a bidirectional arch"),
-        ("gpt2", "both", "needs a bidirectional arch"),
-        ("bert", "causal", "needs a causal arch"),
-    ],
-)
-def test_objective_must_fit_the_arch(arch, objective, message):
-    cfg = apply_overrides(load_config(), [f"model.arch={arch}", f"train.objective={objective}"])
-    with pytest.raises(ShopseqInputError, match=message):
-        objective_of(cfg)
-
-
-def test_auto_objective_follows_the_arch():
-    assert objective_of(load_config(None, ["model.arch=gpt2"])) == "causal"
-    assert objective_of(load_config(None, ["model.arch=bert"])) == "masked"

@@ -12,7 +12,8 @@ from shopseq.data.dataset import prepare
 from shopseq.data.sequences import SplitSpec
 from shopseq.data.synth import SynthConfig, synth
 from shopseq.evaluate.runner import evaluate_phase, masked_scores, recommend
-from shopseq.train.loop import build_model, effective_config, load_run, train
+from shopseq.train.fit import build_model, effective_config
+from shopseq.train.loop import load_run, train
 from shopseq.train.optim import batch_loss, make_optimizer
 from shopseq.train.windows import make_train_batch, training_windows
 

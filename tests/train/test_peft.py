@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from shopseq.config import FinetuneConfig, ModelConfig, RunConfig
+from shopseq.config import FinetuneConfig, ModelConfig, RunConfig, save_config
 from shopseq.data.batching import history_batch
 from shopseq.data.dataset import prepare
 from shopseq.data.sequences import SplitSpec
 from shopseq.data.synth import SynthConfig, synth
 from shopseq.errors import ShopseqInputError
 from shopseq.train.finetune import TaskModel, load_finetuned, save_finetuned
-from shopseq.train.loop import build_model, effective_config, save_config
+from shopseq.train.fit import build_model, effective_config
 from shopseq.train.peft import apply_peft, peft_config, trainable_summary
 
 torch.set_num_threads(1)
