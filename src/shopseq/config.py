@@ -93,9 +93,9 @@ BIDIRECTIONAL_ARCHS = ("bert", "roberta", "distilbert", "albert", "electra", "mo
 class TrainConfig:
     """Optimisation, objective and early stopping."""
 
-    loss: Loss = "full"  # full | sampled (softmax with logQ correction)
+    loss: Loss = "full"  # sampled: softmax over drawn negatives with logQ correction
     n_negatives: int = 256  # sampled softmax: negatives drawn per batch (or per position)
-    negatives: Negatives = "uniform"  # uniform | popularity
+    negatives: Negatives = "uniform"
     # batch: one draw shared by every position of the batch; position: a draw for each position
     negatives_per: NegativesPer = "batch"
     # auto = causal for causal archs, masked for bidirectional ones; both = masked + a causal pass
@@ -106,7 +106,7 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     warmup_steps: int = 100
-    schedule: Schedule = "constant"  # constant | linear | cosine (decay after warm-up)
+    schedule: Schedule = "constant"  # the decay after warm-up
     min_lr_ratio: float = 0.0  # floor of the decayed lr as a share of lr
     batch_size: int = 128
     max_epochs: int = 200
@@ -132,8 +132,8 @@ class TrainConfig:
 class FinetuneConfig:
     """Adapting a pretrained run to a task, fully or with a `peft` method (train/finetune.py)."""
 
-    task: Task = "purchase"  # next-item | next-behavior | purchase | churn
-    peft: PeftMethod = "none"  # none (full fine-tuning) | lora | adapter | prefix | ia3
+    task: Task = "purchase"
+    peft: PeftMethod = "none"  # none = full fine-tuning
     lora_r: int = 8  # also the rank of `adapter` (LoRA on the feed-forward block)
     lora_alpha: float = 16.0
     lora_dropout: float = 0.0
