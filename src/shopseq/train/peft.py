@@ -21,11 +21,11 @@ from typing import Any
 
 from torch import nn
 
-from shopseq.config import FinetuneConfig
+from shopseq.config import FinetuneConfig, PeftMethod, choices
 from shopseq.errors import ShopseqInputError
 from shopseq.models.behavior_model import BehaviorModel
 
-PEFT_METHODS = ("none", "lora", "adapter", "prefix", "ia3")
+PEFT_METHODS = choices(PeftMethod)  # the config's finetune.peft choices
 
 LORA_TARGETS = {"gpt2": ["c_attn"], "llama": ["q_proj", "v_proj"], "bert": ["query", "value"]}
 # full module names as regexes, so gpt2's attention c_proj or bert's attention output are skipped
