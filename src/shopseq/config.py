@@ -30,6 +30,8 @@ Objective = Literal["auto", "causal", "masked", "both"]
 Schedule = Literal["constant", "linear", "cosine"]
 Task = Literal["next-item", "next-behavior", "purchase", "churn"]
 PeftMethod = Literal["none", "lora", "adapter", "prefix", "ia3"]
+BinaryTask = Literal["purchase", "churn"]  # the yes/no tasks (text-classify's too)
+TextPeft = Literal["none", "lora"]  # what text-classify can tune the text encoder with
 
 
 def choices(options: Any) -> tuple[str, ...]:

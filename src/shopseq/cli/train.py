@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shopseq.cli.common import REPORT_METRICS, RUN_FILE, write_json
-from shopseq.config import ItemText, Objective, PeftMethod, Task, choices
+from shopseq.config import BinaryTask, ItemText, Objective, PeftMethod, Task, TextPeft, choices
 from shopseq.errors import ShopseqInputError
 
 if TYPE_CHECKING:
@@ -258,11 +258,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="baseline: histories written as text, MiniLM fine-tuned on them (purchase, churn)",
     )
     p.add_argument("dataset", help="a prepared dataset dir with a temporal split")
-    p.add_argument("--task", required=True, choices=("purchase", "churn"))
+    p.add_argument("--task", required=True, choices=choices(BinaryTask))
     p.add_argument(
         "--peft",
         default="none",
-        choices=("none", "lora"),
+        choices=choices(TextPeft),
         help="none = full fine-tuning (default), lora = adapter + classifier head only",
     )
     p.add_argument(

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from shopseq.config import FinetuneConfig
+from shopseq.config import BinaryTask, FinetuneConfig, choices
 from shopseq.data.batching import Batch, history_batch
 from shopseq.data.dataset import Dataset
 from shopseq.data.labels import churn_labels, history_ends, purchase_labels
@@ -27,7 +27,7 @@ from shopseq.errors import ShopseqInputError
 from shopseq.evaluate import classification as clf
 from shopseq.models.behavior_model import append_mask_slot
 
-BINARY_TASKS = ("purchase", "churn")
+BINARY_TASKS = choices(BinaryTask)
 HOUR_MS = 3_600_000
 
 

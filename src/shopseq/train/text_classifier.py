@@ -32,7 +32,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from shopseq.config import PeftMethod, RunConfig, Task, load_config, save_config
+from shopseq.config import (
+    PeftMethod,
+    RunConfig,
+    Task,
+    TextPeft,
+    choices,
+    load_config,
+    save_config,
+)
 from shopseq.data.dataset import Dataset
 from shopseq.data.sequences import resolve_cutoffs
 from shopseq.errors import ShopseqInputError
@@ -46,7 +54,7 @@ from shopseq.train.peft import peft_config, trainable_summary
 from shopseq.train.task_examples import BINARY_TASKS, Examples, binary_examples, report
 
 ENCODER_NAME = "all-MiniLM-L6-v2"
-TEXT_PEFT = ("none", "lora")
+TEXT_PEFT = choices(TextPeft)
 TEXT_FILE = "text_classifier.json"  # marks a text-classifier run dir
 EVAL_BATCH = 64
 log = logging.getLogger(__name__)
@@ -168,16 +176,8 @@ def probe_before(
     return kind | reports(probs["holdout"], probs["test"], parts)
 
 
-def check_peft(peft: str) -> None:
-    if peft not in TEXT_PEFT:
-        raise ShopseqInputError(
-            f"text-classify supports peft {' and '.join(TEXT_PEFT)}, not '{peft}'"
-        )
-
-
 def apply_text_peft(model: nn.Module, peft: str, cfg: RunConfig) -> nn.Module:
     """Full fine-tuning (``none``: everything trains) or LoRA (base frozen, head trains)."""
-    check_peft(peft)
     if peft == "none":
         return model.requires_grad_(True)
     from peft import get_peft_model
@@ -209,7 +209,10 @@ def text_classify(
         raise ShopseqInputError(
             f"text-classify predicts the yes/no tasks ({', '.join(BINARY_TASKS)}), not '{task}'"
         )
-    check_peft(peft)
+    if peft not in TEXT_PEFT:
+        raise ShopseqInputError(
+            f"text-classify supports peft {' and '.join(TEXT_PEFT)}, not '{peft}'"
+        )
     ft, tc = replace(cfg.finetune, task=task, peft=peft), cfg.text
     cfg = replace(cfg, finetune=ft)
     parts = binary_examples(ds, task, ft)
