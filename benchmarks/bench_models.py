@@ -47,14 +47,25 @@ COLUMNS = [
 
 
 def load(name: str, target_behavior: str | None = None) -> Any:
+    return load_with_side(name, target_behavior, None)[0]
+
+
+def load_with_side(name: str, target_behavior: str | None, cfg: Any) -> tuple[Any, Any]:
+    """(Dataset, the item side table ``cfg.model`` needs or None); the title embeddings are
+    cached under bench-results/text/."""
     from shopseq.data.dataset import prepare
     from shopseq.data.ingest import ingest
     from shopseq.data.sequences import SplitSpec
+    from shopseq.models.item_text import side_table
 
     rel, fmt, _ = DATASETS[name]
     result = ingest(DATA / rel, fmt)
     spec = SplitSpec(kind="loo", target_behavior=target_behavior)
-    return prepare(result.events, spec, result.time_unit)
+    ds = prepare(result.events, spec, result.time_unit)
+    if cfg is None:
+        return ds, None
+    cache = ROOT / "bench-results" / "text" / f"{name}-item-text.safetensors"
+    return ds, side_table(cfg.model, result.events, ds.vocab, cache, progress=False)
 
 
 def peak_mib() -> float:
@@ -93,13 +104,14 @@ def run_model(args: argparse.Namespace, label: str, overrides: list[str], out: P
     if args.reuse and (out / METRICS_FILE).exists():
         peak = json.loads(side.read_text())["peak_mib"] if side.exists() else None
         return model_row(label, json.loads((out / METRICS_FILE).read_text()), peak)
-    ds = load(args.dataset, args.target_behavior)
+    cfg = load_config(args.config, overrides)
+    ds, table = load_with_side(args.dataset, args.target_behavior, cfg)
     out.mkdir(parents=True, exist_ok=True)
     log = logging.getLogger("shopseq")  # per-epoch lines, to follow a long run
     log.addHandler(logging.FileHandler(out / "train.log", mode="w"))
     log.setLevel(logging.INFO)
     start = load_average()
-    metrics = train(ds, load_config(args.config, overrides), out, progress=False)
+    metrics = train(ds, cfg, out, progress=False, item_text=table)
     side.write_text(json.dumps({"peak_mib": peak_mib(), "load_average": [start, load_average()]}))
     return {**model_row(label, metrics, peak_mib()), "load_average": [start, load_average()]}
 
@@ -112,13 +124,14 @@ def run_speed(args: argparse.Namespace, overrides: list[str], out: Path) -> dict
     from shopseq.evaluate.runner import evaluate_phase
     from shopseq.train.loop import load_run, train
 
-    ds = load(args.dataset, args.target_behavior)
+    side_cfg = load_config(args.config, overrides)
+    ds, table = load_with_side(args.dataset, args.target_behavior, side_cfg)
     filter_seen = DATASETS[args.dataset][2]
     result: dict[str, Any] = {"model": "speed", "load_average_before": load_average()}
     fixed = ["train.max_epochs=3", "train.patience=100", "train.refit_for_test=false"]
     for loss in ("full", "sampled"):
         cfg = load_config(args.config, [*overrides, *fixed, f"train.loss={loss}"])
-        metrics = train(ds, cfg, out / loss, progress=False)
+        metrics = train(ds, cfg, out / loss, progress=False, item_text=table)
         result[f"epoch_s_{loss}"] = statistics.median(r["seconds"] for r in metrics["history"])
         result[f"epoch_s_{loss}_all"] = [r["seconds"] for r in metrics["history"]]
     model, cfg = load_run(out / "full")

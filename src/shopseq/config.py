@@ -78,9 +78,17 @@ class ModelConfig:
     # item representation (also the tied next-item head): none = ID embedding; add = ID +
     # projected pretrained text embedding; only = projected text alone (unseen items scorable)
     item_text: ItemText = "none"
+    # also project each item's attributes (the log's `attributes` column: brand, categories),
+    # as the mean of one learned vector per attribute, into the item representation
+    item_attributes: bool = False
 
     def __post_init__(self) -> None:
         _check_choices("model", self)
+
+    @property
+    def side_features(self) -> bool:
+        """The item table reads a side table (text and/or attributes), not only ID rows."""
+        return self.item_text != "none" or self.item_attributes
 
     @property
     def causal(self) -> bool:

@@ -109,11 +109,16 @@ def test_s3rec_beauty_counts_and_titles(real_data) -> None:
     titled = result.events.filter(pl.col("title").is_not_null())
     assert titled["item_id"].n_unique() == 12_094
     assert titled.filter(pl.col("item_id") == "1")["title"][0].startswith("OPI Nail Lacquer")
-    assert result.sources[-1].endswith("Beauty_items.tsv")
+    assert result.sources[1].endswith("Beauty_items.tsv")
+    assert result.sources[2].endswith("Beauty_item2attributes.json")
+    first = result.events.filter(pl.col("item_id") == "4")["attributes"][0]
+    assert first == "1|2|3"  # Beauty_item2attributes.json: "4": [1, 2, 3]
+    assert result.events["attributes"].null_count() == 0
 
 
 def test_s3rec_equals_its_sasrec_export(real_data) -> None:
-    s3rec = ingest(real_data("amazon-beauty/Beauty.txt"), "s3rec").events.drop("title")
+    s3rec = ingest(real_data("amazon-beauty/Beauty.txt"), "s3rec").events
+    s3rec = s3rec.drop("title", "attributes")
     sasrec = ingest(real_data("amazon-beauty/Beauty_sasrec.txt.gz"), "sasrec").events
     assert s3rec.equals(sasrec)
 
@@ -131,6 +136,7 @@ def test_s3rec_without_titles_has_no_title_column(
     result = ingest(real_data(relpath), "s3rec")
     _check_accounting(result)
     assert "title" not in result.events.columns
+    assert result.events["attributes"].null_count() == 0  # every item has attributes
     events = result.events
     assert (events.height, events["user_id"].n_unique(), events["item_id"].n_unique()) == (
         n_events,
@@ -211,6 +217,24 @@ def test_s3rec_user_without_items_is_rejected(tmp_path: Path) -> None:
         "reason": "wrong field count",
         "raw": "2",
     }
+
+
+def test_s3rec_attribute_file_that_is_not_a_mapping_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "shop.txt").write_text("u1 a b c\n")
+    (tmp_path / "shop_item2attributes.json").write_text('["a", "b"]')
+    with pytest.raises(ShopseqInputError) as err:
+        ingest(tmp_path / "shop.txt", "s3rec")
+    assert str(err.value).startswith(
+        f"{tmp_path / 'shop_item2attributes.json'}: not an S3-Rec item2attributes file "
+        "({item: [attribute ids]}): "
+    )
+
+
+def test_s3rec_reads_item_attributes_beside_the_sequences(tmp_path: Path) -> None:
+    (tmp_path / "shop.txt").write_text("u1 a b c\n")
+    (tmp_path / "shop_item2attributes.json").write_text('{"a": [3, 1], "b": [], "c": [7]}')
+    events = ingest(tmp_path / "shop.txt", "s3rec").events
+    assert events["attributes"].to_list() == ["3|1", None, "7"]
 
 
 def test_otto_malformed_line_is_one_rejected_row(tmp_path: Path) -> None:

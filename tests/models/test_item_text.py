@@ -20,14 +20,17 @@ from shopseq.models.behavior_model import BehaviorModel
 from shopseq.models.item_text import (
     ITEM_TEXT_FILE,
     ItemTable,
+    attribute_table,
     cold_targets,
     dataset_item_text,
     hold_out_items,
+    item_attributes,
     item_titles,
     restrict_phase,
     save_item_text,
     seen_item_probs,
     seen_items,
+    side_table,
 )
 from shopseq.models.text import embed_texts, item_text_table, load_text_encoder
 from shopseq.train.fit import build_model, effective_config
@@ -156,16 +159,19 @@ def test_a_text_mode_without_its_table_is_a_clear_error(ds, table):
     with pytest.raises(ShopseqInputError) as err:
         BehaviorModel(cfg, ds.vocab, time_gaps=True)
     assert str(err.value) == (
-        "model.item_text=add needs the item text table: pass item_text= "
-        "(shopseq.models.item_text.item_titles + shopseq.models.text.embed_item_texts)"
+        "model.item_text=add needs the item side table: pass item_text= "
+        "(shopseq.models.item_text.side_table)"
     )
     with pytest.raises(ShopseqInputError) as err:
         BehaviorModel(cfg, ds.vocab, time_gaps=True, item_text=table[:-1])
     n = ds.vocab.n_tokens
     assert str(err.value) == (
-        f"the item text table has shape ({n - 1}, 384); it needs one row per item id "
+        f"the item side table has shape ({n - 1}, 384); it needs one row per item id "
         f"({n} rows: the vocabulary's n_tokens)"
     )
+    attributes_only = replace(cfg, item_text="none", item_attributes=True)
+    with pytest.raises(ShopseqInputError, match=r"^model.item_attributes=true needs the item side"):
+        BehaviorModel(attributes_only, ds.vocab, time_gaps=True)
     with pytest.raises(ShopseqInputError, match="unknown model.item_text 'replace'"):
         BehaviorModel(replace(cfg, item_text="replace"), ds.vocab, time_gaps=True)
 
@@ -269,3 +275,68 @@ def test_items_absent_from_training_are_never_negatives(ds):
     torch.testing.assert_close(weighted.sum(), torch.tensor(1.0))
     full = ds.sequences  # every item occurs: nothing to restrict
     assert seen_item_probs(None, full, ds.vocab.n_tokens) is None
+
+
+# ---------------------------------------------------------------- item attributes
+
+
+def _with_attributes(events: pl.DataFrame) -> pl.DataFrame:
+    """The log with an attributes column: the item's category and a 'brand' from its id."""
+    brand = pl.col("item_id").hash(seed=0) % 7
+    value = pl.format("cat {}|brand {}", pl.col("category_id"), brand)
+    return events.with_columns(value.alias("attributes"))
+
+
+def test_item_attributes_split_tokens_and_take_the_first_non_empty_value_per_item():
+    events = pl.DataFrame(
+        {
+            "item_id": ["a", "a", "b", "b", "c"],
+            "attributes": [" ", "x| y |", "z", "w", None],
+        }
+    )
+    assert item_attributes(events) == {"a": ["x", "y"], "b": ["z"]}
+    assert item_attributes(events.drop("attributes")) == {}
+
+
+def test_attribute_table_is_the_row_normalised_multi_hot(ds):
+    vocab = replace(ds.vocab, items=("a", "b", "c"))
+    attributes = {"a": ["y", "x", "y"], "b": ["y"], "gone": ["q"]}  # "gone": not in the vocab
+    table = attribute_table(vocab, attributes)
+    expected = torch.zeros(N_SPECIAL + 3, 2)  # columns x, y; PAD, MASK and c stay zero
+    expected[N_SPECIAL + 0] = torch.tensor([0.5, 0.5])
+    expected[N_SPECIAL + 1] = torch.tensor([0.0, 1.0])
+    assert torch.equal(table, expected)
+
+
+def test_side_table_puts_text_then_attribute_columns(events, ds, table, tmp_path):
+    with_attrs = _with_attributes(events)
+    cfg = ModelConfig(item_text="add", item_attributes=True)
+    cache = tmp_path / "unused.safetensors"  # the text part is patched below
+    import shopseq.models.item_text as item_text
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(item_text, "dataset_item_text", lambda *a, **k: table)
+        side = side_table(cfg, with_attrs, ds.vocab, cache)
+    attrs = attribute_table(ds.vocab, item_attributes(with_attrs))
+    assert side is not None and torch.equal(side, torch.cat([table, attrs], dim=1))
+    assert side_table(ModelConfig(), with_attrs, ds.vocab, cache) is None
+    with pytest.raises(ShopseqInputError) as err:
+        side_table(ModelConfig(item_attributes=True), events, ds.vocab, cache)
+    assert str(err.value) == (
+        "model.item_attributes needs item attributes, and this event log has none "
+        "(no non-empty 'attributes' values)"
+    )
+
+
+def test_attributes_alone_keep_the_id_embedding_and_save_load_gives_identical_scores(
+    events, ds, tmp_path
+):
+    table = attribute_table(ds.vocab, item_attributes(_with_attributes(events)))
+    cfg = apply_overrides(RunConfig(), [*TINY, "model.item_attributes=true", "train.max_epochs=2"])
+    metrics = train(ds, cfg, tmp_path, progress=False, item_text=table)
+    model, loaded_cfg = load_run(tmp_path)
+    assert loaded_cfg.model.item_attributes and loaded_cfg.model.item_text == "none"
+    items = model.embed.items
+    assert isinstance(items, ItemTable) and items.ids is not None
+    assert items.project.in_features == table.shape[1]
+    assert evaluate_phase(model, ds, "valid", progress=False) == metrics["valid"]

@@ -14,7 +14,7 @@ from shopseq.errors import ShopseqInputError
 if TYPE_CHECKING:
     import torch
 
-    from shopseq.config import RunConfig
+    from shopseq.config import ModelConfig, RunConfig
     from shopseq.data.dataset import Dataset
 
 
@@ -26,30 +26,30 @@ def _start_run(args: argparse.Namespace) -> tuple[RunConfig, Dataset, Path, torc
     item_text = [] if args.item_text is None else [f"model.item_text={args.item_text}"]
     cfg = load_config(args.config, [*(args.set or ()), *item_text])
     ds = load_dataset(args.dataset)
-    table = _item_text_table(args.dataset, ds, cfg.model.item_text, args.text_encoder)
+    table = _side_table(args.dataset, ds, cfg.model, args.text_encoder)
     out = Path(args.out)
     write_json(out / RUN_FILE, {"dataset": str(Path(args.dataset).resolve())})
     return cfg, ds, out, table
 
 
-def _item_text_table(
-    dataset_dir: str, ds: Dataset, mode: str, text_encoder: str | None
+def _side_table(
+    dataset_dir: str, ds: Dataset, cfg: ModelConfig, text_encoder: str | None
 ) -> torch.Tensor | None:
-    """The title embeddings ``model.item_text`` add/only needs (cached per dataset), from the
-    shipped MiniLM or from a ``shopseq tune-text`` dir."""
-    if mode == "none":
-        if text_encoder is not None:
-            raise ShopseqInputError("--text-encoder needs --item-text add or only")
+    """The item side table ``model.item_text`` / ``item_attributes`` need: title embeddings
+    (cached per dataset; the shipped MiniLM or a ``shopseq tune-text`` dir) and attributes."""
+    if text_encoder is not None and cfg.item_text == "none":
+        raise ShopseqInputError("--text-encoder needs --item-text add or only")
+    if not cfg.side_features:
         return None
     import polars as pl
 
     from shopseq.data.schema import EVENTS_FILE
-    from shopseq.models.item_text import dataset_item_text
+    from shopseq.models.item_text import side_table
 
     events = pl.read_parquet(Path(dataset_dir) / EVENTS_FILE)
     name = "item_text" if text_encoder is None else f"item_text-{Path(text_encoder).name}"
     cache = Path(dataset_dir) / f"{name}.safetensors"
-    return dataset_item_text(events, ds.vocab, cache, text_encoder=text_encoder)
+    return side_table(cfg, events, ds.vocab, cache, text_encoder=text_encoder)
 
 
 def _dataset_titles(dataset_dir: str) -> dict[str, str]:

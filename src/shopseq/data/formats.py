@@ -37,6 +37,7 @@ from shopseq.data.raw_rows import (
     resolve_columns,
 )
 from shopseq.data.schema import (
+    ATTRIBUTES,
     BEHAVIOR,
     CATEGORY,
     ITEM,
@@ -57,6 +58,7 @@ SHORT_KEYS: dict[str, str] = {
     "category": CATEGORY,
     "price": PRICE,
     "title": TITLE,
+    "attributes": ATTRIBUTES,
 }
 COLUMN_ALIASES = SHORT_KEYS | {c: c for c in REQUIRED_COLUMNS + OPTIONAL_COLUMNS}
 

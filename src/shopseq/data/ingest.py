@@ -18,6 +18,7 @@ import polars as pl
 from shopseq.data import formats, raw_rows
 from shopseq.data.raw_rows import ERROR, FILE, LINE, RAW
 from shopseq.data.schema import (
+    ATTRIBUTES,
     BEHAVIOR,
     CATEGORY,
     DEFAULT_BEHAVIOR_MAP,
@@ -144,7 +145,9 @@ def _parsed(rows: pl.DataFrame, time_kind: str, mapping: Mapping[str, str]) -> p
         price = _blank_to_null(PRICE)
         columns.append(_number(price).alias(PRICE))
         flags.append(price.is_not_null().alias("__has_price"))
-    columns += [_blank_to_null(c).alias(c) for c in (CATEGORY, TITLE) if c in rows.columns]
+    columns += [
+        _blank_to_null(c).alias(c) for c in (CATEGORY, TITLE, ATTRIBUTES) if c in rows.columns
+    ]
     return rows.with_columns(*flags).with_columns(columns)
 
 

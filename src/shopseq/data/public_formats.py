@@ -33,7 +33,17 @@ from shopseq.data.raw_rows import (
     read_lines,
     split_fields,
 )
-from shopseq.data.schema import BEHAVIOR, CATEGORY, ITEM, PRICE, TIMESTAMP, TITLE, USER
+from shopseq.data.schema import (
+    ATTRIBUTE_SEP,
+    ATTRIBUTES,
+    BEHAVIOR,
+    CATEGORY,
+    ITEM,
+    PRICE,
+    TIMESTAMP,
+    TITLE,
+    USER,
+)
 from shopseq.errors import ShopseqInputError
 
 REVIEW = (
@@ -133,7 +143,8 @@ def read_sasrec(path: Path) -> RawRows:
 
 
 def read_s3rec(path: Path) -> RawRows:
-    """S3-Rec `user item1 item2 ...` per line; titles from a sibling `<stem>_items.tsv`."""
+    """S3-Rec `user item1 item2 ...` per line; titles from a sibling `<stem>_items.tsv`, item
+    attributes (brand, categories) from a sibling `<stem>_item2attributes.json`."""
     lines = check_fields(
         split_fields(line_frame(path, read_lines(path)), None), path, 2, None, True
     )
@@ -155,7 +166,35 @@ def read_s3rec(path: Path) -> RawRows:
         titles = _read_lookup(items, 0, 2, header=True)
         rows = rows.with_columns(_titles(titles))
         sources += (str(items),)
+    attributes = path.with_name(f"{path.stem}_item2attributes.json")
+    if attributes.is_file():
+        rows = rows.with_columns(_attributes(_read_attributes(attributes)))
+        sources += (str(attributes),)
     return RawRows(rows, TIME_ORDINAL, sources)
+
+
+def _read_attributes(path: Path) -> dict[str, str]:
+    """S3-Rec `{"item": [attribute ids]}` as `item -> "a|b|c"` (items without any left out)."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return {
+            str(item): ATTRIBUTE_SEP.join(str(a) for a in attrs)
+            for item, attrs in raw.items()
+            if attrs
+        }
+    except (ValueError, AttributeError, TypeError) as err:
+        raise ShopseqInputError(
+            f"{path}: not an S3-Rec item2attributes file ({{item: [attribute ids]}}): {err}"
+        ) from err
+
+
+def _attributes(attributes: Mapping[str, str]) -> pl.Expr:
+    """The ATTRIBUTES column looked up from ITEM (null where the item has none)."""
+    return (
+        pl.col(ITEM)
+        .replace_strict(attributes, default=None, return_dtype=pl.Utf8)
+        .alias(ATTRIBUTES)
+    )
 
 
 def _titles(titles: Mapping[str, str]) -> pl.Expr:

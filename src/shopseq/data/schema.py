@@ -17,9 +17,11 @@ TIMESTAMP = "timestamp"
 CATEGORY = "category_id"
 PRICE = "price"
 TITLE = "title"
+ATTRIBUTES = "attributes"  # an item's attribute tokens (brand, categories, ...), "|"-separated
+ATTRIBUTE_SEP = "|"
 
 REQUIRED_COLUMNS: tuple[str, ...] = (USER, ITEM, BEHAVIOR, TIMESTAMP)
-OPTIONAL_COLUMNS: tuple[str, ...] = (CATEGORY, PRICE, TITLE)
+OPTIONAL_COLUMNS: tuple[str, ...] = (CATEGORY, PRICE, TITLE, ATTRIBUTES)
 
 # Raw ids stay strings so any store's ids survive; timestamps are Int64 in the unit named by
 # EventLog metadata: "ms" (Unix milliseconds, UTC) or "ordinal" (order-only sources).
@@ -31,6 +33,7 @@ DTYPES: dict[str, pl.DataType] = {
     CATEGORY: pl.Utf8(),
     PRICE: pl.Float64(),
     TITLE: pl.Utf8(),
+    ATTRIBUTES: pl.Utf8(),
 }
 
 TIME_UNIT_MS = "ms"

@@ -31,7 +31,8 @@ class BehaviorModel(nn.Module):
         time_gaps: bool,
         item_text: torch.Tensor | None = None,
     ) -> None:
-        """``item_text`` [n_tokens, d_text]: the text table ``cfg.item_text`` add/only needs."""
+        """``item_text`` [n_tokens, F]: the side table ``cfg.item_text`` / ``item_attributes``
+        need (models/item_text.py)."""
         super().__init__()
         self.cfg = cfg
         self.causal = cfg.causal
@@ -43,7 +44,7 @@ class BehaviorModel(nn.Module):
             vocab.n_behaviors,
             len(vocab.categories),
             time_gaps,
-            check_table(cfg.item_text, item_text, vocab.n_tokens),
+            check_table(cfg, item_text, vocab.n_tokens),
         )
         self.backbone = Backbone(cfg)
         self.heads = Heads(self.embed.items, cfg.d_model, vocab.n_behaviors)

@@ -86,11 +86,12 @@ class EventEmbedding(nn.Module):
     ) -> None:
         super().__init__()
         d = cfg.d_model
-        # item_text [n_tokens, d_text]: pretrained text vectors, projected (models/item_text.py)
+        # item_text [n_tokens, F]: the side table (title vectors, attributes), projected
+        # (models/item_text.py)
         self.items: nn.Embedding | ItemTable = (
             nn.Embedding(n_tokens, d, padding_idx=PAD)
             if item_text is None
-            else ItemTable(item_text, d, with_ids=cfg.item_text == "add")
+            else ItemTable(item_text, d, with_ids=cfg.item_text != "only")
         )
         self.positions = nn.Embedding(cfg.max_len + 1, d)  # +1: a MASK slot after the window
         self.behaviors = (

@@ -1,12 +1,16 @@
-"""Text-aware items: the pretrained sentence embedding of each item, projected into the model.
+"""Items with side features: the pretrained sentence embedding of each item's title and/or its
+attributes (brand, categories), projected into the model.
 
     table = dataset_item_text(events, ds.vocab, cache)  # [n_tokens, 384], cached safetensors
     run = train(ds, load_config(path, ["model.item_text=add"]), out, item_text=table)
     model, cfg = load_run(out)  # the table is kept in the run dir: no encoder needed
 
+The side table [n_tokens, F] is the text embedding columns (``model.item_text`` add/only),
+then the attribute columns (``model.item_attributes``: row-normalised multi-hot, so its
+projection is the mean of one learned vector per attribute); ``side_table`` builds it.
 ``model.item_text`` picks the item representation (it is also the tied next-item head):
-``none`` ID embedding only; ``add`` ID embedding + Linear(text); ``only`` Linear(text) alone,
-so an item never seen in training but with a title gets a real score.
+``none``/``add`` ID embedding (+ Linear(side)); ``only`` Linear(side) alone, so an item never
+seen in training but with a title or attributes gets a real score.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ import polars as pl
 import torch
 from torch import nn
 
+from shopseq.config import ModelConfig
 from shopseq.data.dataset import Dataset
-from shopseq.data.schema import ITEM, N_SPECIAL, PAD, TITLE
+from shopseq.data.schema import ATTRIBUTE_SEP, ATTRIBUTES, ITEM, N_SPECIAL, PAD, TITLE
 from shopseq.data.sequences import Phase, Sequences
 from shopseq.data.vocab import Vocab
 from shopseq.errors import ShopseqInputError
@@ -64,12 +69,66 @@ def dataset_item_text(
     return embed_item_texts(vocab, titles, cache_path, text_encoder, progress=progress)
 
 
+def item_attributes(events: pl.DataFrame) -> dict[str, list[str]]:
+    """{raw item id: its attribute tokens} from an EventLog's ``attributes`` column ("a|b|c",
+    first non-empty per item)."""
+    if ATTRIBUTES not in events.columns:
+        return {}
+    rows = (
+        events.select(ITEM, ATTRIBUTES)
+        .filter(pl.col(ATTRIBUTES).str.strip_chars().str.len_chars() > 0)
+        .unique(ITEM, keep="first", maintain_order=True)
+    )
+    return {
+        item: [a.strip() for a in text.split(ATTRIBUTE_SEP) if a.strip()]
+        for item, text in zip(rows[ITEM].to_list(), rows[ATTRIBUTES].to_list(), strict=True)
+    }
+
+
+def attribute_table(vocab: Vocab, attributes: dict[str, list[str]]) -> torch.Tensor:
+    """[vocab.n_tokens, n_attributes] row-normalised multi-hot: row i is 1/k on each of item
+    i's k attributes (columns in sorted attribute order); zero rows for PAD, MASK and items
+    without attributes. Attributes of items outside the vocabulary are ignored."""
+    rows = {item: N_SPECIAL + i for i, item in enumerate(vocab.items)}
+    known = {item: attrs for item, attrs in attributes.items() if item in rows and attrs}
+    columns = {a: j for j, a in enumerate(sorted({a for attrs in known.values() for a in attrs}))}
+    table = torch.zeros(vocab.n_tokens, len(columns))
+    for item, attrs in known.items():
+        unique = set(attrs)
+        table[rows[item], [columns[a] for a in unique]] = 1.0 / len(unique)
+    return table
+
+
+def side_table(
+    cfg: ModelConfig,
+    events: pl.DataFrame,
+    vocab: Vocab,
+    text_cache: str | Path,
+    progress: bool = True,
+    text_encoder: str | Path | None = None,
+) -> torch.Tensor | None:
+    """The side table ``cfg`` asks for (None when it uses neither text nor attributes): the
+    title embeddings (cached at ``text_cache``) and/or the attribute columns, side by side."""
+    parts = []
+    if cfg.item_text != "none":
+        parts.append(dataset_item_text(events, vocab, text_cache, progress, text_encoder))
+    if cfg.item_attributes:
+        attributes = item_attributes(events)
+        if not attributes:
+            raise ShopseqInputError(
+                "model.item_attributes needs item attributes, and this event log has none "
+                "(no non-empty 'attributes' values)"
+            )
+        parts.append(attribute_table(vocab, attributes))
+    return torch.cat(parts, dim=1) if parts else None
+
+
 class ItemTable(nn.Module):
-    """Item vectors from an ID embedding and/or a projected, frozen text table.
+    """Item vectors from an ID embedding and/or a projected, frozen side table.
 
     ``weight`` [n_tokens, D] is the whole table (what the tied next-item head scores against);
     calling the module on ids [...] gives their rows [..., D] without building the table.
-    The text table is a non-persistent buffer: it is saved beside the weights
+    The side table (``text``) is a non-persistent buffer: it is saved beside the weights
     (:func:`save_item_text`), not inside them.
     """
 
@@ -79,7 +138,7 @@ class ItemTable(nn.Module):
         super().__init__()
         n_tokens, d_text = text.shape
         self.ids = nn.Embedding(n_tokens, d_model, padding_idx=PAD) if with_ids else None
-        # No bias: PAD, MASK and untitled items (zero text rows) get no text component.
+        # No bias: PAD, MASK and items without side features (zero rows) get no side component.
         self.project = nn.Linear(d_text, d_model, bias=False)
         self.register_buffer("text", text.float().contiguous(), persistent=False)
 
@@ -110,18 +169,23 @@ def load_item_text(run_dir: str | Path) -> torch.Tensor | None:
     return load_file(str(path))[TABLE_TENSOR] if path.is_file() else None
 
 
-def check_table(mode: str, table: torch.Tensor | None, n_tokens: int) -> torch.Tensor | None:
-    """The table a model with ``model.item_text=mode`` needs (None for ``none``), validated."""
-    if mode == "none":
+def check_table(cfg: ModelConfig, table: torch.Tensor | None, n_tokens: int) -> torch.Tensor | None:
+    """The side table ``cfg`` needs (None when it uses neither text nor attributes), validated."""
+    if not cfg.side_features:
         return None
     if table is None:
+        wants = (
+            f"model.item_text={cfg.item_text}"
+            if cfg.item_text != "none"
+            else "model.item_attributes=true"
+        )
         raise ShopseqInputError(
-            f"model.item_text={mode} needs the item text table: pass item_text= "
-            "(shopseq.models.item_text.item_titles + shopseq.models.text.embed_item_texts)"
+            f"{wants} needs the item side table: pass item_text= "
+            "(shopseq.models.item_text.side_table)"
         )
     if table.ndim != 2 or table.shape[0] != n_tokens:
         raise ShopseqInputError(
-            f"the item text table has shape {tuple(table.shape)}; it needs one row per item id "
+            f"the item side table has shape {tuple(table.shape)}; it needs one row per item id "
             f"({n_tokens} rows: the vocabulary's n_tokens)"
         )
     return table

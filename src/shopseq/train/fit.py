@@ -30,7 +30,7 @@ def build_model(
 ) -> BehaviorModel:
     """A fresh model; ``cfg`` must already be :func:`effective_config` for its dataset.
 
-    ``item_text`` [n_tokens, d_text] is the item text table ``model.item_text`` add/only needs.
+    ``item_text`` [n_tokens, F] is the side table ``model.item_text`` / ``item_attributes`` need.
     """
     return BehaviorModel(cfg.model, vocab, time_gaps=cfg.model.use_time_gap, item_text=item_text)
 
@@ -115,8 +115,7 @@ def start_fit(
     stride = span - 1 if model.causal else span
     starts, ends = training_windows(seqs, span, stride, tc.all_windows)
     total_steps = math.ceil(len(starts) / tc.batch_size) * tc.max_epochs
-    text_items = cfg.model.item_text != "none"
-    sampler = make_sampler(tc, seqs, ds.vocab.n_tokens, generator, text_items)
+    sampler = make_sampler(tc, seqs, ds.vocab.n_tokens, generator, cfg.model.side_features)
     optimizer = make_optimizer(model, tc)
     rng = np.random.default_rng(tc.seed)
     objective = objective_of(cfg)

@@ -57,7 +57,8 @@ def train(
     state, for ``resume``) and tb/ (TensorBoard scalars) under ``out_dir``; returns the metrics.
     With ``train.refit_for_test`` the test model is retrained on the test phase's training
     inputs (valid targets included) for the best epoch count, as the baselines are refit.
-    ``item_text`` [n_tokens, d_text] (``model.item_text`` add/only) is kept in the run dir.
+    ``item_text`` [n_tokens, F], the side table of ``model.item_text`` / ``item_attributes``
+    (``models.item_text.side_table``), is kept in the run dir.
     With ``train.ema_decay`` > 0 the kept and tested weights are the moving average.
     """
     from torch.utils.tensorboard import SummaryWriter
@@ -86,7 +87,7 @@ def write_run_inputs(
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / CONFIG_FILE)
     ds.vocab.save(out / VOCAB_FILE)
-    item_text = check_table(cfg.model.item_text, item_text, ds.vocab.n_tokens)
+    item_text = check_table(cfg.model, item_text, ds.vocab.n_tokens)
     if item_text is not None:
         save_item_text(item_text, out)
     return item_text

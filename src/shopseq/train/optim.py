@@ -85,7 +85,7 @@ def make_sampler(
 ) -> NegativeSampler | None:
     """The sampled-softmax negatives of ``cfg`` (None for the full softmax).
 
-    ``text_items``: the item table reads item text (``model.item_text`` add/only).
+    ``text_items``: the item table reads side features (text and/or attributes).
     """
     if cfg.loss == "full":
         return None
@@ -95,10 +95,11 @@ def make_sampler(
     else:  # popularity
         probs = obj.popularity_probs(torch.from_numpy(seqs.item_ids), n_tokens)
         log_q = probs.log()
-    # Items absent from the training inputs (held out, or only ever a valid/test target):
-    # a text-aware table scores them from their text, so they are not drawn as negatives (that
-    # would teach "never bought"). An ID table has nothing else to learn them from: they stay
-    # negatives, as in the full softmax, or their untrained rows score ~0 and crowd every top-k.
+    # Items absent from the training inputs (held out, or only ever a valid/test target): a
+    # side-feature table scores them from their text or attributes, so they are not drawn as
+    # negatives (that would teach "never bought"). An ID table has nothing else to learn them
+    # from: they stay negatives, as in the full softmax, or their untrained rows score ~0 and
+    # crowd every top-k.
     seen = seen_item_probs(probs, seqs, n_tokens) if text_items else None
     if seen is not None:
         probs, log_q = seen, seen.log()
