@@ -1,3 +1,4 @@
+import itertools
 import socket
 import sys
 from dataclasses import replace
@@ -20,6 +21,7 @@ from shopseq.models.behavior_model import BehaviorModel
 from shopseq.models.item_text import (
     ITEM_TEXT_FILE,
     ItemTable,
+    SideTable,
     attribute_table,
     cold_targets,
     dataset_item_text,
@@ -138,13 +140,16 @@ def test_text_table_rows_follow_the_vocabulary(encoder, events, ds, table):
 def test_item_table_rows_match_the_whole_table():
     text = torch.randn(6, 384)
     text[PAD] = 0.0
-    for with_ids in (True, False):
+    attributes = torch.tensor([[0, 0], [0, 0], [1, 2], [3, 0], [2, 0], [0, 0]])
+    sides = [SideTable(text), SideTable(text, attributes), SideTable(attributes=attributes)]
+    for side, with_ids in itertools.product(sides, (True, False)):
         torch.manual_seed(0)
-        items = ItemTable(text, 8, with_ids=with_ids)
+        items = ItemTable(side, 6, 8, with_ids=with_ids)
         ids = torch.tensor([[0, 2, 5], [3, 3, 1]])
         torch.testing.assert_close(items(ids), items.weight[ids])
         assert items.weight[PAD].abs().sum() == 0  # no bias, zero ID row: PAD stays zero
-    assert "text" not in items.state_dict()  # stored beside the weights, not inside
+    # the side table is stored beside the weights, not inside
+    assert not {"text", "bag_index", "bag_offsets"} & set(items.state_dict())
 
 
 def test_none_mode_keeps_the_plain_id_embedding(ds):
@@ -159,19 +164,23 @@ def test_a_text_mode_without_its_table_is_a_clear_error(ds, table):
     with pytest.raises(ShopseqInputError) as err:
         BehaviorModel(cfg, ds.vocab, time_gaps=True)
     assert str(err.value) == (
-        "model.item_text=add needs the item side table: pass item_text= "
+        "model.item_text=add needs the item text table: pass item_text= "
         "(shopseq.models.item_text.side_table)"
     )
     with pytest.raises(ShopseqInputError) as err:
         BehaviorModel(cfg, ds.vocab, time_gaps=True, item_text=table[:-1])
     n = ds.vocab.n_tokens
     assert str(err.value) == (
-        f"the item side table has shape ({n - 1}, 384); it needs one row per item id "
+        f"the item text table has shape ({n - 1}, 384); it needs one row per item id "
         f"({n} rows: the vocabulary's n_tokens)"
     )
     attributes_only = replace(cfg, item_text="none", item_attributes=True)
-    with pytest.raises(ShopseqInputError, match=r"^model.item_attributes=true needs the item side"):
-        BehaviorModel(attributes_only, ds.vocab, time_gaps=True)
+    with pytest.raises(ShopseqInputError) as err:
+        BehaviorModel(attributes_only, ds.vocab, time_gaps=True, item_text=table)
+    assert str(err.value) == (
+        "model.item_attributes=true needs the item attribute ids: pass item_text= "
+        "(shopseq.models.item_text.side_table)"
+    )
     with pytest.raises(ShopseqInputError, match="unknown model.item_text 'replace'"):
         BehaviorModel(replace(cfg, item_text="replace"), ds.vocab, time_gaps=True)
 
@@ -219,7 +228,7 @@ def test_save_load_gives_identical_scores_with_item_text(ds, table, tmp_path):
     save_model(model, str(tmp_path / MODEL_FILE))
     save_config(cfg, tmp_path / "config.json")
     ds.vocab.save(tmp_path / "vocab.json")
-    save_item_text(table, tmp_path)
+    save_item_text(SideTable(table), tmp_path)
     loaded, _ = load_run(tmp_path)
     before = evaluate_phase(model, ds, "test", progress=False)
     assert evaluate_phase(loaded, ds, "test", progress=False) == before
@@ -298,17 +307,27 @@ def test_item_attributes_split_tokens_and_take_the_first_non_empty_value_per_ite
     assert item_attributes(events.drop("attributes")) == {}
 
 
-def test_attribute_table_is_the_row_normalised_multi_hot(ds):
+def test_attribute_table_numbers_each_items_distinct_attributes(ds):
     vocab = replace(ds.vocab, items=("a", "b", "c"))
     attributes = {"a": ["y", "x", "y"], "b": ["y"], "gone": ["q"]}  # "gone": not in the vocab
     table = attribute_table(vocab, attributes)
-    expected = torch.zeros(N_SPECIAL + 3, 2)  # columns x, y; PAD, MASK and c stay zero
-    expected[N_SPECIAL + 0] = torch.tensor([0.5, 0.5])
-    expected[N_SPECIAL + 1] = torch.tensor([0.0, 1.0])
+    # ids in sorted attribute order (x=1, y=2), 0-padded; PAD, MASK and c have none
+    expected = torch.tensor([[0, 0], [0, 0], [1, 2], [2, 0], [0, 0]])
     assert torch.equal(table, expected)
 
 
-def test_side_table_puts_text_then_attribute_columns(events, ds, table, tmp_path):
+def test_attribute_vectors_are_the_mean_of_each_items_attribute_embeddings(ds):
+    vocab = replace(ds.vocab, items=("a", "b", "c"))
+    side = SideTable(attributes=attribute_table(vocab, {"a": ["x", "y"], "b": ["y"]}))
+    items = ItemTable(side, vocab.n_tokens, 4, with_ids=False)
+    x, y = items.attributes.weight[1], items.attributes.weight[2]
+    expected = torch.stack([torch.zeros(4), torch.zeros(4), (x + y) / 2, y, torch.zeros(4)])
+    assert torch.allclose(items.weight, expected)
+    ids = torch.tensor([[2, 3], [4, 0]])
+    assert torch.equal(items(ids), items.weight[ids])
+
+
+def test_side_table_holds_what_the_config_asks_for(events, ds, table, tmp_path):
     with_attrs = _with_attributes(events)
     cfg = ModelConfig(item_text="add", item_attributes=True)
     cache = tmp_path / "unused.safetensors"  # the text part is patched below
@@ -317,8 +336,8 @@ def test_side_table_puts_text_then_attribute_columns(events, ds, table, tmp_path
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(item_text, "dataset_item_text", lambda *a, **k: table)
         side = side_table(cfg, with_attrs, ds.vocab, cache)
-    attrs = attribute_table(ds.vocab, item_attributes(with_attrs))
-    assert side is not None and torch.equal(side, torch.cat([table, attrs], dim=1))
+    assert side is not None and side.text is table
+    assert torch.equal(side.attributes, attribute_table(ds.vocab, item_attributes(with_attrs)))
     assert side_table(ModelConfig(), with_attrs, ds.vocab, cache) is None
     with pytest.raises(ShopseqInputError) as err:
         side_table(ModelConfig(item_attributes=True), events, ds.vocab, cache)
@@ -331,12 +350,14 @@ def test_side_table_puts_text_then_attribute_columns(events, ds, table, tmp_path
 def test_attributes_alone_keep_the_id_embedding_and_save_load_gives_identical_scores(
     events, ds, tmp_path
 ):
-    table = attribute_table(ds.vocab, item_attributes(_with_attributes(events)))
+    attributes = item_attributes(_with_attributes(events))
+    side = SideTable(attributes=attribute_table(ds.vocab, attributes))
     cfg = apply_overrides(RunConfig(), [*TINY, "model.item_attributes=true", "train.max_epochs=2"])
-    metrics = train(ds, cfg, tmp_path, progress=False, item_text=table)
+    metrics = train(ds, cfg, tmp_path, progress=False, item_text=side)
     model, loaded_cfg = load_run(tmp_path)
     assert loaded_cfg.model.item_attributes and loaded_cfg.model.item_text == "none"
     items = model.embed.items
-    assert isinstance(items, ItemTable) and items.ids is not None
-    assert items.project.in_features == table.shape[1]
+    assert isinstance(items, ItemTable) and items.ids is not None and items.project is None
+    n_attributes = len({a for attrs in attributes.values() for a in attrs})
+    assert items.attributes is not None and items.attributes.num_embeddings == n_attributes + 1
     assert evaluate_phase(model, ds, "valid", progress=False) == metrics["valid"]

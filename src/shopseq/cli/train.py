@@ -12,14 +12,13 @@ from shopseq.config import BinaryTask, ItemText, Objective, PeftMethod, Task, Te
 from shopseq.errors import ShopseqInputError
 
 if TYPE_CHECKING:
-    import torch
-
     from shopseq.config import ModelConfig, RunConfig
     from shopseq.data.dataset import Dataset
+    from shopseq.models.item_text import SideTable
 
 
-def _start_run(args: argparse.Namespace) -> tuple[RunConfig, Dataset, Path, torch.Tensor | None]:
-    """Config, dataset, run dir (recording the dataset) and item-text table for train/pretrain."""
+def _start_run(args: argparse.Namespace) -> tuple[RunConfig, Dataset, Path, SideTable | None]:
+    """Config, dataset, run dir (recording the dataset) and item side table for train/pretrain."""
     from shopseq.config import load_config
     from shopseq.data.dataset import load_dataset
 
@@ -34,7 +33,7 @@ def _start_run(args: argparse.Namespace) -> tuple[RunConfig, Dataset, Path, torc
 
 def _side_table(
     dataset_dir: str, ds: Dataset, cfg: ModelConfig, text_encoder: str | None
-) -> torch.Tensor | None:
+) -> SideTable | None:
     """The item side table ``model.item_text`` / ``item_attributes`` need: title embeddings
     (cached per dataset; the shipped MiniLM or a ``shopseq tune-text`` dir) and attributes."""
     if text_encoder is not None and cfg.item_text == "none":

@@ -15,7 +15,7 @@ from shopseq.models.backbone import Backbone
 from shopseq.models.dropout import use_rand_dropout
 from shopseq.models.embedding import EventEmbedding, zero_padding_rows
 from shopseq.models.heads import Heads
-from shopseq.models.item_text import check_table
+from shopseq.models.item_text import ItemSide, check_table
 
 
 class BehaviorModel(nn.Module):
@@ -29,10 +29,10 @@ class BehaviorModel(nn.Module):
         cfg: ModelConfig,
         vocab: Vocab,
         time_gaps: bool,
-        item_text: torch.Tensor | None = None,
+        item_text: ItemSide | None = None,
     ) -> None:
-        """``item_text`` [n_tokens, F]: the side table ``cfg.item_text`` / ``item_attributes``
-        need (models/item_text.py)."""
+        """``item_text``: the side table ``cfg.item_text`` / ``item_attributes`` need
+        (models/item_text.py; a bare tensor = title embeddings)."""
         super().__init__()
         self.cfg = cfg
         self.causal = cfg.causal

@@ -8,7 +8,7 @@ from torch import nn
 from shopseq.config import ModelConfig
 from shopseq.data.batching import Batch
 from shopseq.data.schema import PAD
-from shopseq.models.item_text import ItemTable
+from shopseq.models.item_text import ItemTable, SideTable
 
 
 def positions(padding_mask: torch.Tensor) -> torch.Tensor:
@@ -82,16 +82,15 @@ class EventEmbedding(nn.Module):
         n_behaviors: int,
         n_categories: int,
         time_gaps: bool,
-        item_text: torch.Tensor | None = None,
+        item_text: SideTable | None = None,
     ) -> None:
         super().__init__()
         d = cfg.d_model
-        # item_text [n_tokens, F]: the side table (title vectors, attributes), projected
-        # (models/item_text.py)
+        # item_text: the side table (title vectors, attribute ids; models/item_text.py)
         self.items: nn.Embedding | ItemTable = (
             nn.Embedding(n_tokens, d, padding_idx=PAD)
             if item_text is None
-            else ItemTable(item_text, d, with_ids=cfg.item_text != "only")
+            else ItemTable(item_text, n_tokens, d, with_ids=cfg.item_text != "only")
         )
         self.positions = nn.Embedding(cfg.max_len + 1, d)  # +1: a MASK slot after the window
         self.behaviors = (

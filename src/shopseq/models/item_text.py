@@ -5,16 +5,17 @@ attributes (brand, categories), projected into the model.
     run = train(ds, load_config(path, ["model.item_text=add"]), out, item_text=table)
     model, cfg = load_run(out)  # the table is kept in the run dir: no encoder needed
 
-The side table [n_tokens, F] is the text embedding columns (``model.item_text`` add/only),
-then the attribute columns (``model.item_attributes``: row-normalised multi-hot, so its
-projection is the mean of one learned vector per attribute); ``side_table`` builds it.
+The SideTable holds the title embeddings (``model.item_text`` add/only: Linear(text) joins
+the item vector) and/or each item's attribute ids (``model.item_attributes``: the mean of one
+learned vector per attribute joins it); ``side_table`` builds it from an event log.
 ``model.item_text`` picks the item representation (it is also the tied next-item head):
-``none``/``add`` ID embedding (+ Linear(side)); ``only`` Linear(side) alone, so an item never
-seen in training but with a title or attributes gets a real score.
+``none``/``add`` ID embedding plus the side parts; ``only`` the side parts alone, so an item
+never seen in training but with a title or attributes gets a real score.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import numpy as np
 import polars as pl
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from shopseq.config import ModelConfig
 from shopseq.data.dataset import Dataset
@@ -31,7 +33,8 @@ from shopseq.data.vocab import Vocab
 from shopseq.errors import ShopseqInputError
 
 ITEM_TEXT_FILE = "item_text.safetensors"
-TABLE_TENSOR = "item_text"
+TEXT_TENSOR = "item_text"
+ATTRIBUTES_TENSOR = "item_attributes"
 
 
 def item_titles(events: pl.DataFrame) -> dict[str, str]:
@@ -85,18 +88,35 @@ def item_attributes(events: pl.DataFrame) -> dict[str, list[str]]:
     }
 
 
-def attribute_table(vocab: Vocab, attributes: dict[str, list[str]]) -> torch.Tensor:
-    """[vocab.n_tokens, n_attributes] row-normalised multi-hot: row i is 1/k on each of item
-    i's k attributes (columns in sorted attribute order); zero rows for PAD, MASK and items
-    without attributes. Attributes of items outside the vocabulary are ignored."""
+def attribute_table(vocab: Vocab, attributes: Mapping[str, list[str]]) -> torch.Tensor:
+    """[vocab.n_tokens, K] int64 attribute ids per item: 1.. in sorted attribute order, each
+    item's distinct attributes first, 0-padded to the longest list (K); zero rows for PAD,
+    MASK and items without attributes. Attributes of items outside the vocabulary are ignored.
+    """
     rows = {item: N_SPECIAL + i for i, item in enumerate(vocab.items)}
-    known = {item: attrs for item, attrs in attributes.items() if item in rows and attrs}
-    columns = {a: j for j, a in enumerate(sorted({a for attrs in known.values() for a in attrs}))}
-    table = torch.zeros(vocab.n_tokens, len(columns))
+    known = {item: sorted(set(attrs)) for item, attrs in attributes.items() if item in rows}
+    names = sorted({a for attrs in known.values() for a in attrs})
+    ids = {a: j + 1 for j, a in enumerate(names)}
+    table = torch.zeros(vocab.n_tokens, max(map(len, known.values()), default=0), dtype=torch.long)
     for item, attrs in known.items():
-        unique = set(attrs)
-        table[rows[item], [columns[a] for a in unique]] = 1.0 / len(unique)
+        table[rows[item], : len(attrs)] = torch.tensor([ids[a] for a in attrs], dtype=torch.long)
     return table
+
+
+@dataclass(frozen=True)
+class SideTable:
+    """What an item table reads beside its ID embedding, one row per item id."""
+
+    text: torch.Tensor | None = None  # [n_tokens, d_text] float: title embeddings
+    attributes: torch.Tensor | None = None  # [n_tokens, K] int64 attribute ids, 0 = none
+
+    @property
+    def n_attributes(self) -> int:
+        return 0 if self.attributes is None else int(self.attributes.max())
+
+
+# what the training entry points accept: a SideTable, or a bare title-embedding tensor
+ItemSide = SideTable | torch.Tensor
 
 
 def side_table(
@@ -106,89 +126,133 @@ def side_table(
     text_cache: str | Path,
     progress: bool = True,
     text_encoder: str | Path | None = None,
-) -> torch.Tensor | None:
+) -> SideTable | None:
     """The side table ``cfg`` asks for (None when it uses neither text nor attributes): the
-    title embeddings (cached at ``text_cache``) and/or the attribute columns, side by side."""
-    parts = []
+    title embeddings (cached at ``text_cache``) and/or the attribute ids."""
+    if not cfg.side_features:
+        return None
+    text = None
     if cfg.item_text != "none":
-        parts.append(dataset_item_text(events, vocab, text_cache, progress, text_encoder))
+        text = dataset_item_text(events, vocab, text_cache, progress, text_encoder)
+    attributes = None
     if cfg.item_attributes:
-        attributes = item_attributes(events)
-        if not attributes:
+        by_item = item_attributes(events)
+        if not by_item:
             raise ShopseqInputError(
                 "model.item_attributes needs item attributes, and this event log has none "
                 "(no non-empty 'attributes' values)"
             )
-        parts.append(attribute_table(vocab, attributes))
-    return torch.cat(parts, dim=1) if parts else None
+        attributes = attribute_table(vocab, by_item)
+    return SideTable(text, attributes)
 
 
 class ItemTable(nn.Module):
-    """Item vectors from an ID embedding and/or a projected, frozen side table.
+    """Item vectors: an ID embedding and/or a projection of the frozen title embeddings and/or
+    the mean of the item's attribute vectors.
 
     ``weight`` [n_tokens, D] is the whole table (what the tied next-item head scores against);
-    calling the module on ids [...] gives their rows [..., D] without building the table.
-    The side table (``text``) is a non-persistent buffer: it is saved beside the weights
-    (:func:`save_item_text`), not inside them.
+    calling the module on ids [...] gives their rows [..., D]. The side table's tensors are
+    non-persistent buffers: they are saved beside the weights (:func:`save_item_text`), not
+    inside them.
     """
 
-    text: torch.Tensor  # [n_tokens, d_text] buffer
+    text: torch.Tensor | None  # [n_tokens, d_text] buffer
+    bag_index: torch.Tensor  # [n_pairs] attribute ids of every item's bag, items in order
+    bag_offsets: torch.Tensor  # [n_tokens] where each item's bag starts in bag_index
 
-    def __init__(self, text: torch.Tensor, d_model: int, with_ids: bool) -> None:
+    def __init__(self, side: SideTable, n_tokens: int, d_model: int, with_ids: bool) -> None:
         super().__init__()
-        n_tokens, d_text = text.shape
         self.ids = nn.Embedding(n_tokens, d_model, padding_idx=PAD) if with_ids else None
-        # No bias: PAD, MASK and items without side features (zero rows) get no side component.
-        self.project = nn.Linear(d_text, d_model, bias=False)
-        self.register_buffer("text", text.float().contiguous(), persistent=False)
+        # No bias: PAD, MASK and untitled items (zero text rows) get no text component.
+        self.project = None
+        if side.text is not None:
+            self.project = nn.Linear(side.text.shape[1], d_model, bias=False)
+        self.register_buffer("text", _float(side.text), persistent=False)
+        self.attributes = None
+        if side.attributes is not None:
+            self.attributes = nn.Embedding(side.n_attributes + 1, d_model, padding_idx=0)
+            present = side.attributes > 0  # [n_tokens, K]
+            sizes = present.sum(1)
+            self.register_buffer("bag_index", side.attributes[present], persistent=False)
+            self.register_buffer("bag_offsets", sizes.cumsum(0) - sizes, persistent=False)
+
+    def attribute_vectors(self) -> torch.Tensor | None:
+        """[n_tokens, D] each item's mean attribute vector (zero without attributes)."""
+        if self.attributes is None:
+            return None
+        return F.embedding_bag(
+            self.bag_index, self.attributes.weight, self.bag_offsets, mode="mean"
+        )
 
     @property
     def weight(self) -> torch.Tensor:
         """[n_tokens, D] every item's vector."""
-        out = self.project(self.text)
-        return out if self.ids is None else out + self.ids.weight
+        parts = [] if self.ids is None else [self.ids.weight]
+        if self.project is not None and self.text is not None:
+            parts.append(self.project(self.text))
+        attrs = self.attribute_vectors()
+        return torch.stack(parts if attrs is None else [*parts, attrs]).sum(0)
 
     def forward(self, item_ids: torch.Tensor) -> torch.Tensor:
         """[...] item ids -> [..., D] their vectors."""
-        out = self.project(self.text[item_ids])
-        return out if self.ids is None else out + self.ids(item_ids)
+        parts = [] if self.ids is None else [self.ids(item_ids)]
+        if self.project is not None and self.text is not None:
+            parts.append(self.project(self.text[item_ids]))
+        attrs = self.attribute_vectors()  # the whole bag table: nnz x D, cheap
+        return torch.stack(parts if attrs is None else [*parts, attrs[item_ids]]).sum(0)
 
 
-def save_item_text(table: torch.Tensor, run_dir: str | Path) -> None:
-    """Store the text table in a run dir so load_run / recommend need no encoder."""
+def _float(table: torch.Tensor | None) -> torch.Tensor | None:
+    return None if table is None else table.float().contiguous()
+
+
+def save_item_text(side: SideTable, run_dir: str | Path) -> None:
+    """Store the side table in a run dir so load_run / recommend need no encoder."""
     from safetensors.torch import save_file
 
-    save_file({TABLE_TENSOR: table.float().contiguous()}, str(Path(run_dir) / ITEM_TEXT_FILE))
+    tensors = {TEXT_TENSOR: side.text, ATTRIBUTES_TENSOR: side.attributes}
+    kept = {k: v.contiguous() for k, v in tensors.items() if v is not None}
+    save_file(kept, str(Path(run_dir) / ITEM_TEXT_FILE))
 
 
-def load_item_text(run_dir: str | Path) -> torch.Tensor | None:
-    """The text table stored in a run dir, or None when the run has none."""
+def load_item_text(run_dir: str | Path) -> SideTable | None:
+    """The side table stored in a run dir, or None when the run has none."""
     from safetensors.torch import load_file
 
     path = Path(run_dir) / ITEM_TEXT_FILE
-    return load_file(str(path))[TABLE_TENSOR] if path.is_file() else None
+    if not path.is_file():
+        return None
+    tensors = load_file(str(path))
+    return SideTable(tensors.get(TEXT_TENSOR), tensors.get(ATTRIBUTES_TENSOR))
 
 
-def check_table(cfg: ModelConfig, table: torch.Tensor | None, n_tokens: int) -> torch.Tensor | None:
-    """The side table ``cfg`` needs (None when it uses neither text nor attributes), validated."""
+def check_table(cfg: ModelConfig, table: ItemSide | None, n_tokens: int) -> SideTable | None:
+    """The side table ``cfg`` needs (None when it uses neither text nor attributes), validated;
+    a bare tensor is taken as the title embeddings."""
     if not cfg.side_features:
         return None
-    if table is None:
-        wants = (
-            f"model.item_text={cfg.item_text}"
-            if cfg.item_text != "none"
-            else "model.item_attributes=true"
-        )
+    side = SideTable(text=table) if isinstance(table, torch.Tensor) else table
+    if side is None or (cfg.item_text != "none" and side.text is None):
+        wants = f"model.item_text={cfg.item_text}"
         raise ShopseqInputError(
-            f"{wants} needs the item side table: pass item_text= "
+            f"{wants} needs the item text table: pass item_text= "
             "(shopseq.models.item_text.side_table)"
         )
-    if table.ndim != 2 or table.shape[0] != n_tokens:
+    if cfg.item_attributes and side.attributes is None:
         raise ShopseqInputError(
-            f"the item side table has shape {tuple(table.shape)}; it needs one row per item id "
-            f"({n_tokens} rows: the vocabulary's n_tokens)"
+            "model.item_attributes=true needs the item attribute ids: pass item_text= "
+            "(shopseq.models.item_text.side_table)"
         )
-    return table
+    for name, part in (("text", side.text), ("attribute", side.attributes)):
+        if part is not None and (part.ndim != 2 or part.shape[0] != n_tokens):
+            raise ShopseqInputError(
+                f"the item {name} table has shape {tuple(part.shape)}; it needs one row per "
+                f"item id ({n_tokens} rows: the vocabulary's n_tokens)"
+            )
+    return SideTable(
+        side.text if cfg.item_text != "none" else None,
+        side.attributes if cfg.item_attributes else None,
+    )
 
 
 # ---------------------------------------------------------------- cold items

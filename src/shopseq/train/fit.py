@@ -21,16 +21,15 @@ from shopseq.data.sequences import Sequences
 from shopseq.data.vocab import Vocab
 from shopseq.errors import ShopseqInputError
 from shopseq.models.behavior_model import BehaviorModel
+from shopseq.models.item_text import ItemSide
 from shopseq.train.optim import NegativeSampler, batch_loss, lr_at, make_optimizer, make_sampler
 from shopseq.train.windows import TrainBatch, bucketed_batches, make_train_batch, training_windows
 
 
-def build_model(
-    cfg: RunConfig, vocab: Vocab, item_text: torch.Tensor | None = None
-) -> BehaviorModel:
+def build_model(cfg: RunConfig, vocab: Vocab, item_text: ItemSide | None = None) -> BehaviorModel:
     """A fresh model; ``cfg`` must already be :func:`effective_config` for its dataset.
 
-    ``item_text`` [n_tokens, F] is the side table ``model.item_text`` / ``item_attributes`` need.
+    ``item_text`` is the side table ``model.item_text`` / ``item_attributes`` need.
     """
     return BehaviorModel(cfg.model, vocab, time_gaps=cfg.model.use_time_gap, item_text=item_text)
 
@@ -102,9 +101,7 @@ class Fit:
         return self.model if self.ema is None else cast(BehaviorModel, self.ema.module)
 
 
-def start_fit(
-    cfg: RunConfig, ds: Dataset, phase: str, item_text: torch.Tensor | None = None
-) -> Fit:
+def start_fit(cfg: RunConfig, ds: Dataset, phase: str, item_text: ItemSide | None = None) -> Fit:
     """A freshly seeded model and optimiser over the training inputs of ``phase``."""
     tc = cfg.train
     torch.manual_seed(tc.seed)  # parameter init and dropout

@@ -24,7 +24,13 @@ from shopseq.data.batching import history_batch
 from shopseq.data.dataset import Dataset
 from shopseq.data.vocab import Vocab
 from shopseq.models.behavior_model import BehaviorModel
-from shopseq.models.item_text import check_table, load_item_text, save_item_text
+from shopseq.models.item_text import (
+    ItemSide,
+    SideTable,
+    check_table,
+    load_item_text,
+    save_item_text,
+)
 from shopseq.train.checkpoint import MODEL_FILE, load_checkpoint, save_checkpoint
 from shopseq.train.fit import (
     Fit,
@@ -49,7 +55,7 @@ def train(
     out_dir: str | Path,
     resume: bool = False,
     progress: bool = True,
-    item_text: torch.Tensor | None = None,
+    item_text: ItemSide | None = None,
 ) -> dict[str, Any]:
     """Fit on the valid phase's training inputs, early-stop on valid NDCG@10, test the best.
 
@@ -57,8 +63,8 @@ def train(
     state, for ``resume``) and tb/ (TensorBoard scalars) under ``out_dir``; returns the metrics.
     With ``train.refit_for_test`` the test model is retrained on the test phase's training
     inputs (valid targets included) for the best epoch count, as the baselines are refit.
-    ``item_text`` [n_tokens, F], the side table of ``model.item_text`` / ``item_attributes``
-    (``models.item_text.side_table``), is kept in the run dir.
+    ``item_text``, the side table of ``model.item_text`` / ``item_attributes``
+    (``models.item_text.side_table``; a bare tensor = title embeddings), is kept in the run dir.
     With ``train.ema_decay`` > 0 the kept and tested weights are the moving average.
     """
     from torch.utils.tensorboard import SummaryWriter
@@ -81,16 +87,16 @@ def train(
 
 
 def write_run_inputs(
-    cfg: RunConfig, ds: Dataset, out: Path, item_text: torch.Tensor | None
-) -> torch.Tensor | None:
-    """Create ``out`` with config.json, vocab.json and the checked item text table (if any)."""
+    cfg: RunConfig, ds: Dataset, out: Path, item_text: ItemSide | None
+) -> SideTable | None:
+    """Create ``out`` with config.json, vocab.json and the checked item side table (if any)."""
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / CONFIG_FILE)
     ds.vocab.save(out / VOCAB_FILE)
-    item_text = check_table(cfg.model, item_text, ds.vocab.n_tokens)
-    if item_text is not None:
-        save_item_text(item_text, out)
-    return item_text
+    side = check_table(cfg.model, item_text, ds.vocab.n_tokens)
+    if side is not None:
+        save_item_text(side, out)
+    return side
 
 
 def start_state(out: Path, fit: Fit, resume: bool) -> dict[str, Any]:
@@ -186,7 +192,7 @@ def refit_for_test(
     state: dict[str, Any],
     writer: Any,
     progress: bool,
-    item_text: torch.Tensor | None,
+    item_text: ItemSide | None,
 ) -> None:
     """Retrain on the test phase's training inputs for the best epoch count: the run's model.
 
@@ -212,7 +218,7 @@ def pretrain(
     out_dir: str | Path,
     objective: Objective | None = None,
     progress: bool = True,
-    item_text: torch.Tensor | None = None,
+    item_text: ItemSide | None = None,
 ) -> dict[str, Any]:
     """Self-supervised pretraining on every user's sequence: a base run dir for ``finetune``.
 
