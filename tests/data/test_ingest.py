@@ -156,7 +156,7 @@ def test_wrong_delimiter_in_header(tmp_path: Path) -> None:
 def test_unknown_column_map_key(tmp_path: Path) -> None:
     assert _error(_csv(tmp_path, HEADER), "csv", {"customer": "user"}) == (
         "unknown column_map key 'customer'; "
-        "choose from: user, item, behavior, timestamp, category, price, title"
+        "choose from: user, item, behavior, timestamp, category, price, title, attributes"
     )
 
 

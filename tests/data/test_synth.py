@@ -43,7 +43,8 @@ def test_different_seed_gives_different_frame(log):
 
 
 def test_columns_and_dtypes_match_schema(log):
-    expected = list(schema.REQUIRED_COLUMNS + schema.OPTIONAL_COLUMNS)
+    optional = [c for c in schema.OPTIONAL_COLUMNS if c != schema.ATTRIBUTES]  # none generated
+    expected = list(schema.REQUIRED_COLUMNS) + optional
     assert log.columns == expected
     assert dict(log.schema) == {c: schema.DTYPES[c] for c in expected}
     assert log.null_count().sum_horizontal().item() == 0
