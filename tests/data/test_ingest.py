@@ -281,6 +281,13 @@ def test_quoted_fields_crlf_and_bom(tmp_path: Path) -> None:
     assert result.time_unit == TIME_UNIT_ORDINAL
 
 
+def test_a_mapped_attributes_column_is_kept_and_blanks_become_null(tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text("u,i,tags\nu1,1,brand A|shoes\nu1,2, \n")
+    result = ingest(path, "csv", column_map={"user": "u", "item": "i", "attributes": "tags"})
+    assert result.events["attributes"].to_list() == ["brand A|shoes", None]
+
+
 def test_gzipped_tsv_parquet_and_jsonl_read_alike(tmp_path: Path) -> None:
     frame = pl.DataFrame({"user_id": ["u", "u"], "item_id": ["1", "2"], "timestamp": [10, 20]})
     tsv = tmp_path / "log.tsv.gz"
