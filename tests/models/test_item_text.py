@@ -254,18 +254,18 @@ def test_held_out_items_leave_training_inputs_only(ds):
     assert isinstance(sub.train_sequences("test").item_ids, np.ndarray)
 
 
-def test_only_a_text_aware_table_spares_unseen_items_as_negatives(ds):
+def test_only_a_side_features_only_table_spares_unseen_items_as_negatives(ds):
     held = hold_out_items(ds, 0.1, np.random.default_rng(0))
     inputs = held.train_sequences("valid")
     seen = torch.from_numpy(seen_items(inputs, ds.vocab.n_tokens))
     assert not seen[N_SPECIAL:].all()
     cfg = TrainConfig(loss="sampled", n_negatives=4096)
     gen = torch.Generator().manual_seed(0)
-    text = make_sampler(cfg, inputs, ds.vocab.n_tokens, gen, text_items=True)
-    ids = make_sampler(cfg, inputs, ds.vocab.n_tokens, gen, text_items=False)
+    text = make_sampler(cfg, inputs, ds.vocab.n_tokens, gen, only_side=True)
+    ids = make_sampler(cfg, inputs, ds.vocab.n_tokens, gen, only_side=False)
     assert text is not None and ids is not None
     assert seen[text.draw(n_positions=1)].all()
-    # an ID table learns unseen items only as negatives (else their random rows score ~0)
+    # a table with ID rows learns unseen items only as negatives (else they crowd the top-k)
     assert not seen[ids.draw(n_positions=1)].all()
     assert torch.isfinite(ids.log_q[N_SPECIAL:]).all()
 

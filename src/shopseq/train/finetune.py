@@ -189,7 +189,7 @@ def run_sequence(
     generator = torch.Generator().manual_seed(cfg.finetune.seed)
     rng = np.random.default_rng(cfg.finetune.seed)
     sampler = optim.make_sampler(
-        tc, seqs, ds.vocab.n_tokens, generator, text_items=base.cfg.side_features
+        tc, seqs, ds.vocab.n_tokens, generator, only_side=base.cfg.item_text == "only"
     )
 
     def loss_of(rows: np.ndarray) -> torch.Tensor:

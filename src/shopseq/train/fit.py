@@ -112,7 +112,8 @@ def start_fit(cfg: RunConfig, ds: Dataset, phase: str, item_text: ItemSide | Non
     stride = span - 1 if model.causal else span
     starts, ends = training_windows(seqs, span, stride, tc.all_windows)
     total_steps = math.ceil(len(starts) / tc.batch_size) * tc.max_epochs
-    sampler = make_sampler(tc, seqs, ds.vocab.n_tokens, generator, cfg.model.side_features)
+    only_side = cfg.model.item_text == "only"
+    sampler = make_sampler(tc, seqs, ds.vocab.n_tokens, generator, only_side)
     optimizer = make_optimizer(model, tc)
     rng = np.random.default_rng(tc.seed)
     objective = objective_of(cfg)
