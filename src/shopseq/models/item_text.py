@@ -37,16 +37,21 @@ TEXT_TENSOR = "item_text"
 ATTRIBUTES_TENSOR = "item_attributes"
 
 
-def item_titles(events: pl.DataFrame) -> dict[str, str]:
-    """{raw item id: text} from an EventLog's ``title`` column (first non-empty per item)."""
-    if TITLE not in events.columns:
+def first_per_item(events: pl.DataFrame, column: str) -> dict[str, str]:
+    """{raw item id: its first non-blank ``column`` value} ({} without the column)."""
+    if column not in events.columns:
         return {}
     rows = (
-        events.select(ITEM, TITLE)
-        .filter(pl.col(TITLE).str.strip_chars().str.len_chars() > 0)
+        events.select(ITEM, column)
+        .filter(pl.col(column).str.strip_chars().str.len_chars() > 0)
         .unique(ITEM, keep="first", maintain_order=True)
     )
-    return dict(zip(rows[ITEM].to_list(), rows[TITLE].to_list(), strict=True))
+    return dict(zip(rows[ITEM].to_list(), rows[column].to_list(), strict=True))
+
+
+def item_titles(events: pl.DataFrame) -> dict[str, str]:
+    """{raw item id: text} from an EventLog's ``title`` column (first non-empty per item)."""
+    return first_per_item(events, TITLE)
 
 
 def dataset_item_text(
@@ -75,16 +80,9 @@ def dataset_item_text(
 def item_attributes(events: pl.DataFrame) -> dict[str, list[str]]:
     """{raw item id: its attribute tokens} from an EventLog's ``attributes`` column ("a|b|c",
     first non-empty per item)."""
-    if ATTRIBUTES not in events.columns:
-        return {}
-    rows = (
-        events.select(ITEM, ATTRIBUTES)
-        .filter(pl.col(ATTRIBUTES).str.strip_chars().str.len_chars() > 0)
-        .unique(ITEM, keep="first", maintain_order=True)
-    )
     return {
         item: [a.strip() for a in text.split(ATTRIBUTE_SEP) if a.strip()]
-        for item, text in zip(rows[ITEM].to_list(), rows[ATTRIBUTES].to_list(), strict=True)
+        for item, text in first_per_item(events, ATTRIBUTES).items()
     }
 
 
