@@ -23,6 +23,7 @@ from shopseq.models.item_text import (
     ItemTable,
     SideTable,
     attribute_table,
+    catalogue_probs,
     cold_targets,
     dataset_item_text,
     hold_out_items,
@@ -30,9 +31,9 @@ from shopseq.models.item_text import (
     item_titles,
     restrict_phase,
     save_item_text,
-    seen_item_probs,
     seen_items,
     side_table,
+    spared_items,
 )
 from shopseq.models.text import embed_texts, item_text_table, load_text_encoder
 from shopseq.train.fit import build_model, effective_config
@@ -254,36 +255,41 @@ def test_held_out_items_leave_training_inputs_only(ds):
     assert isinstance(sub.train_sequences("test").item_ids, np.ndarray)
 
 
-def test_only_a_side_features_only_table_spares_unseen_items_as_negatives(ds):
+def test_spared_negatives_depend_on_the_table_and_the_catalogue(ds):
     held = hold_out_items(ds, 0.1, np.random.default_rng(0))
     inputs = held.train_sequences("valid")
-    seen = torch.from_numpy(seen_items(inputs, ds.vocab.n_tokens))
-    assert not seen[N_SPECIAL:].all()
+    unseen = ~seen_items(inputs, ds.vocab.n_tokens)
+    only, add, ids = ModelConfig(item_text="only"), ModelConfig(item_text="add"), ModelConfig()
+    attrs = ModelConfig(item_attributes=True)
+    # side features alone: every item without training events is spared
+    spared = spared_items(held, inputs, only)
+    assert spared is not None and np.array_equal(spared, unseen)
+    # with ID rows: only items added after training (held out), and only with side features
+    for cfg in (add, attrs):
+        spared = spared_items(held, inputs, cfg)
+        assert spared is not None and np.array_equal(spared, held.held_out)
+    assert spared_items(held, inputs, ids) is None
+    # in the catalogue but without training events (the cold item): still a negative
+    assert unseen[ds.vocab.items.index(COLD) + N_SPECIAL]
+    assert spared_items(ds, ds.train_sequences("test"), add) is None
     cfg = TrainConfig(loss="sampled", n_negatives=4096)
     gen = torch.Generator().manual_seed(0)
-    text = make_sampler(cfg, inputs, ds.vocab.n_tokens, gen, only_side=True)
-    ids = make_sampler(cfg, inputs, ds.vocab.n_tokens, gen, only_side=False)
-    assert text is not None and ids is not None
-    assert seen[text.draw(n_positions=1)].all()
-    # a table with ID rows learns unseen items only as negatives (else they crowd the top-k)
-    assert not seen[ids.draw(n_positions=1)].all()
-    assert torch.isfinite(ids.log_q[N_SPECIAL:]).all()
+    sampler = make_sampler(cfg, inputs, ds.vocab.n_tokens, gen, held.held_out)
+    assert sampler is not None and not held.held_out[sampler.draw(n_positions=1)].any()
+    everything = make_sampler(cfg, inputs, ds.vocab.n_tokens, gen, None)
+    assert everything is not None and held.held_out[everything.draw(n_positions=1)].any()
+    assert torch.isfinite(everything.log_q[N_SPECIAL:]).all()
 
 
-def test_items_absent_from_training_are_never_negatives(ds):
-    held = hold_out_items(ds, 0.1, np.random.default_rng(0))
-    inputs = held.train_sequences("valid")
-    probs = seen_item_probs(None, inputs, ds.vocab.n_tokens)
-    assert probs is not None
-    seen = torch.from_numpy(seen_items(inputs, ds.vocab.n_tokens))
-    assert probs[~seen].sum() == 0 and probs[:N_SPECIAL].sum() == 0
-    torch.testing.assert_close(probs[seen], torch.full((int(seen.sum()),), 1 / int(seen.sum())))
-    pop = torch.rand(ds.vocab.n_tokens)
-    weighted = seen_item_probs(pop, inputs, ds.vocab.n_tokens)
-    assert weighted is not None and weighted[~seen].sum() == 0
-    torch.testing.assert_close(weighted.sum(), torch.tensor(1.0))
-    full = ds.sequences  # every item occurs: nothing to restrict
-    assert seen_item_probs(None, full, ds.vocab.n_tokens) is None
+def test_catalogue_probs_drop_the_spared_items():
+    spared = np.array([False, False, True, False, False, True])
+    uniform = catalogue_probs(None, spared)
+    assert uniform is not None
+    torch.testing.assert_close(uniform, torch.tensor([0.0, 0.0, 0.0, 0.5, 0.5, 0.0]))
+    weighted = catalogue_probs(torch.tensor([0.0, 0.0, 0.2, 0.1, 0.3, 0.4]), spared)
+    assert weighted is not None
+    torch.testing.assert_close(weighted, torch.tensor([0.0, 0.0, 0.0, 0.25, 0.75, 0.0]))
+    assert catalogue_probs(None, np.array([True, True, False, False])) is None  # PAD, MASK
 
 
 # ---------------------------------------------------------------- item attributes

@@ -33,6 +33,7 @@ from shopseq.data.sequences import resolve_cutoffs
 from shopseq.errors import ShopseqInputError
 from shopseq.evaluate import classification as clf
 from shopseq.models.behavior_model import BehaviorModel
+from shopseq.models.item_text import spared_items
 from shopseq.models.task_heads import BinaryHead, binary_loss
 from shopseq.train import loop, optim, windows
 from shopseq.train.finetune_loop import fit_epochs, peak_rss_mb, reset_peak_rss
@@ -189,7 +190,7 @@ def run_sequence(
     generator = torch.Generator().manual_seed(cfg.finetune.seed)
     rng = np.random.default_rng(cfg.finetune.seed)
     sampler = optim.make_sampler(
-        tc, seqs, ds.vocab.n_tokens, generator, only_side=base.cfg.item_text == "only"
+        tc, seqs, ds.vocab.n_tokens, generator, spared_items(ds, seqs, base.cfg)
     )
 
     def loss_of(rows: np.ndarray) -> torch.Tensor:

@@ -21,7 +21,7 @@ from shopseq.data.sequences import Sequences
 from shopseq.data.vocab import Vocab
 from shopseq.errors import ShopseqInputError
 from shopseq.models.behavior_model import BehaviorModel
-from shopseq.models.item_text import ItemSide
+from shopseq.models.item_text import ItemSide, spared_items
 from shopseq.train.optim import NegativeSampler, batch_loss, lr_at, make_optimizer, make_sampler
 from shopseq.train.windows import TrainBatch, bucketed_batches, make_train_batch, training_windows
 
@@ -112,8 +112,8 @@ def start_fit(cfg: RunConfig, ds: Dataset, phase: str, item_text: ItemSide | Non
     stride = span - 1 if model.causal else span
     starts, ends = training_windows(seqs, span, stride, tc.all_windows)
     total_steps = math.ceil(len(starts) / tc.batch_size) * tc.max_epochs
-    only_side = cfg.model.item_text == "only"
-    sampler = make_sampler(tc, seqs, ds.vocab.n_tokens, generator, only_side)
+    spared = spared_items(ds, seqs, cfg.model)
+    sampler = make_sampler(tc, seqs, ds.vocab.n_tokens, generator, spared)
     optimizer = make_optimizer(model, tc)
     rng = np.random.default_rng(tc.seed)
     objective = objective_of(cfg)

@@ -8,12 +8,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from shopseq.config import TrainConfig
 from shopseq.data.sequences import Sequences
 from shopseq.models.behavior_model import BehaviorModel
-from shopseq.models.item_text import seen_item_probs
+from shopseq.models.item_text import catalogue_probs
 from shopseq.train import objectives as obj
 from shopseq.train.windows import TrainBatch
 
@@ -81,11 +82,11 @@ def make_sampler(
     seqs: Sequences,
     n_tokens: int,
     generator: torch.Generator,
-    only_side: bool = False,
+    spared: np.ndarray | None = None,
 ) -> NegativeSampler | None:
     """The sampled-softmax negatives of ``cfg`` (None for the full softmax).
 
-    ``only_side``: the item table is side features alone, no ID rows (``model.item_text=only``).
+    ``spared`` [n_tokens] bool: items never drawn (``models.item_text.spared_items``).
     """
     if cfg.loss == "full":
         return None
@@ -95,15 +96,9 @@ def make_sampler(
     else:  # popularity
         probs = obj.popularity_probs(torch.from_numpy(seqs.item_ids), n_tokens)
         log_q = probs.log()
-    # Items absent from the training inputs (held out, or only ever a valid/test target): a
-    # table of side features alone scores them exactly as it scores their seen look-alikes, so
-    # they are not drawn as negatives (that would teach "never bought"). A table with ID rows
-    # keeps them negatives, as the full softmax does: never pushed down, their untrained ID rows
-    # crowd every top-k (on Amazon Sports with attributes, 73 such items took 24 % of the top-10
-    # slots and valid NDCG@10 peaked at 0.0331 instead of 0.0407).
-    seen = seen_item_probs(probs, seqs, n_tokens) if only_side else None
-    if seen is not None:
-        probs, log_q = seen, seen.log()
+    kept = None if spared is None else catalogue_probs(probs, spared)
+    if kept is not None:
+        probs, log_q = kept, kept.log()
     per_position = cfg.negatives_per == "position"
     return NegativeSampler(cfg.n_negatives, per_position, n_tokens, probs, log_q, generator)
 
