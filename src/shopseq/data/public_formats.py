@@ -164,11 +164,11 @@ def read_s3rec(path: Path) -> RawRows:
     items = path.with_name(f"{path.stem}_items.tsv")
     if items.is_file() and "title" in read_lines(items)[0].split("\t"):
         titles = _read_lookup(items, 0, 2, header=True)
-        rows = rows.with_columns(_titles(titles))
+        rows = rows.with_columns(_by_item(titles, TITLE))
         sources += (str(items),)
     attributes = path.with_name(f"{path.stem}_item2attributes.json")
     if attributes.is_file():
-        rows = rows.with_columns(_attributes(_read_attributes(attributes)))
+        rows = rows.with_columns(_by_item(_read_attributes(attributes), ATTRIBUTES))
         sources += (str(attributes),)
     return RawRows(rows, TIME_ORDINAL, sources)
 
@@ -188,18 +188,9 @@ def _read_attributes(path: Path) -> dict[str, str]:
         ) from err
 
 
-def _attributes(attributes: Mapping[str, str]) -> pl.Expr:
-    """The ATTRIBUTES column looked up from ITEM (null where the item has none)."""
-    return (
-        pl.col(ITEM)
-        .replace_strict(attributes, default=None, return_dtype=pl.Utf8)
-        .alias(ATTRIBUTES)
-    )
-
-
-def _titles(titles: Mapping[str, str]) -> pl.Expr:
-    """The TITLE column looked up from ITEM (null where the item has no title)."""
-    return pl.col(ITEM).replace_strict(titles, default=None, return_dtype=pl.Utf8).alias(TITLE)
+def _by_item(values: Mapping[str, str], column: str) -> pl.Expr:
+    """``column`` looked up from ITEM in ``values`` (null where the item has no value)."""
+    return pl.col(ITEM).replace_strict(values, default=None, return_dtype=pl.Utf8).alias(column)
 
 
 # ---------------------------------------------------------------- RecBole atomic files
@@ -274,6 +265,6 @@ def read_recbole(path: Path) -> RawRows:
             asins = _read_lookup(index, 1, 0, header=False)
             titles = {i: titles[a] for i, a in asins.items() if a in titles}
             sources += (str(index),)
-        rows = rows.with_columns(_titles(titles))
+        rows = rows.with_columns(_by_item(titles, TITLE))
         sources += (str(text),)
     return RawRows(rows, kind, sources)
