@@ -91,6 +91,20 @@ def test_ema_decay_outside_0_1_is_named_when_the_config_is_built(value):
     assert str(err.value) == f"train.ema_decay must be in [0, 1), got {value}"
 
 
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.max_seconds=-1", "train.max_seconds must be >= 0, got -1.0"),
+        ("train.max_epochs=0", "train.max_epochs must be >= 1, got 0"),
+        ("train.patience=0", "train.patience must be >= 1, got 0"),
+    ],
+)
+def test_stopping_limits_out_of_range_are_named_when_the_config_is_built(override, message):
+    with pytest.raises(ShopseqInputError) as err:
+        apply_overrides(RunConfig(), [override])
+    assert str(err.value) == message
+
+
 def test_a_bad_choice_in_a_file_names_the_file(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("train:\n  loss: sampled\n  negatives: 3\n")

@@ -121,6 +121,8 @@ class TrainConfig:
     batch_size: int = 128
     max_epochs: int = 200
     patience: int = 10  # epochs without a better valid NDCG@10 before stopping
+    # 0 = no limit; else no epoch starts once this many seconds (training + validation) are spent
+    max_seconds: float = 0.0
     grad_clip: float = 1.0  # max gradient norm; 0 = off
     seed: int = 0
     eval_batch_size: int = 1024
@@ -136,6 +138,11 @@ class TrainConfig:
         _check_choices("train", self)
         if not 0.0 <= self.ema_decay < 1.0:
             raise ShopseqInputError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.max_seconds < 0:
+            raise ShopseqInputError(f"train.max_seconds must be >= 0, got {self.max_seconds}")
+        for name in ("max_epochs", "patience"):  # 0 would stop before any model exists
+            if getattr(self, name) < 1:
+                raise ShopseqInputError(f"train.{name} must be >= 1, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)

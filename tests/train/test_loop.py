@@ -105,6 +105,7 @@ def test_train_writes_run_dir_and_reloads_identically(small_ds, tmp_path, extra)
         assert (tmp_path / name).exists()
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["epochs_run"] == 2 and 1 <= saved["best_epoch"] <= 2
+    assert saved["stopped_by"] == "max_epochs"
     assert set(saved) >= {"valid", "test", "best_epoch", "epochs_run", "train_seconds"}
     assert "NDCG@10" in saved["test"] and "HR@10" in saved["valid"]
     report = saved["next_behavior"]
@@ -114,6 +115,19 @@ def test_train_writes_run_dir_and_reloads_identically(small_ds, tmp_path, extra)
     assert loaded_cfg.model.use_time_gap  # synthetic data has real timestamps
     again = evaluate_phase(model, small_ds, "test", progress=False)
     assert again == pytest.approx(metrics["test"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "epochs", "reason"),
+    [
+        (["train.max_seconds=1e-9"], 1, "max_seconds"),  # spent after the first epoch
+        (["train.max_seconds=1e6"], 3, "max_epochs"),
+    ],
+)
+def test_the_loop_says_what_stopped_it(small_ds, tmp_path, extra, epochs, reason):
+    cfg = apply_overrides(RunConfig(), [*TINY, "train.max_epochs=3", "train.patience=100", *extra])
+    metrics = train(small_ds, cfg, tmp_path, progress=False)
+    assert (metrics["epochs_run"], metrics["stopped_by"]) == (epochs, reason)
 
 
 def test_recommend_scores_are_the_evaluation_scores(small_ds, tmp_path):
