@@ -77,9 +77,8 @@ def train(
     fit = start_fit(cfg, ds, "valid", item_text)
     state = start_state(out, fit, resume)
     writer = SummaryWriter(str(out / "tb"))
-    while (stop := stop_reason(state, tc)) is None:
+    while stop_reason(state, tc) is None:
         run_epoch(fit, ds, tc, out, state, writer, progress)
-    state["stopped_by"] = stop
     if tc.refit_for_test and "refit_seconds" not in state:
         refit_for_test(cfg, ds, out, state, writer, progress, item_text)
         save_fit_checkpoint(out, fit, state)  # records the refit, so a resume skips it
@@ -257,7 +256,7 @@ def finish(ds: Dataset, out: Path, state: dict[str, Any], tc: TrainConfig) -> di
         "test": test,
         "best_epoch": state["best_epoch"],
         "epochs_run": state["epoch"],
-        "stopped_by": state["stopped_by"],
+        "stopped_by": stop_reason(state, tc),
         "train_seconds": state["train_seconds"],
         "time_to_best_seconds": state.get("time_to_best", 0.0),
         "seconds_per_epoch_median": float(np.median(seconds)) if seconds else 0.0,
