@@ -126,6 +126,9 @@ train_data, valid_data, test_data = data_preparation(config, dataset)
 init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
 model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
 trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+if job.get("resume"):
+    # model, optimizer, epoch, best score and patience count; the data order's RNG is not kept
+    trainer.resume_checkpoint(job["resume"])
 inter_path = Path(config["data_path"]) / (job["dataset"] + ".inter")
 seen_valid = seen_items(dataset, inter_path, drop=2)
 seen_test = seen_items(dataset, inter_path, drop=1)
@@ -144,7 +147,7 @@ epochs = []
 def on_epoch(epoch, valid_score):
     # fit() resets cur_step to 0 exactly when this epoch became the best one
     epochs.append({"epoch": epoch, "valid_score": float(valid_score),
-                   "wall_seconds": time.perf_counter() - fit_start,
+                   "wall_seconds": job.get("prior_seconds", 0.0) + time.perf_counter() - fit_start,
                    "improved": trainer.cur_step == 0})
 
 fit_start = time.perf_counter()
@@ -174,6 +177,7 @@ Path(result_path).write_text(json.dumps({
 
 TRAIN_LINE = re.compile(r"epoch (\d+) training \[time: ([\d.]+)s, train loss: ([\d.]+)\]")
 VALID_LINE = re.compile(r"epoch (\d+) evaluating \[time: ([\d.]+)s, valid_score: ([\d.]+)\]")
+SAVED = "Saving current"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 COLUMNS = [
     "dataset", "users", "items", "train samples", "epochs", "best", "s/epoch", "s to best",
@@ -308,14 +312,37 @@ def run_child(python: Path, work: Path, threads: int | None) -> tuple[float, flo
 
 
 def parse_log(text: str) -> list[dict[str, float]]:
-    """Per-epoch train/valid seconds, train loss and valid score from RecBole's log."""
+    """Per-epoch train/valid seconds, train loss, valid score and whether the epoch was saved
+    as the best so far, from RecBole's log."""
     text = ANSI.sub("", text)
     epochs: dict[int, dict[str, float]] = {}
     for m in TRAIN_LINE.finditer(text):
         epochs[int(m[1])] = {"train_seconds": float(m[2]), "train_loss": float(m[3])}
     for m in VALID_LINE.finditer(text):
-        epochs.setdefault(int(m[1]), {}).update(valid_seconds=float(m[2]))
+        following = TRAIN_LINE.search(text, m.end())
+        saved = SAVED in text[m.end() : following.start() if following else len(text)]
+        epochs.setdefault(int(m[1]), {}).update(
+            valid_seconds=float(m[2]), valid_score=float(m[3]), improved=saved
+        )
     return [{"epoch": e, **epochs[e]} for e in sorted(epochs)]
+
+
+def epochs_before_resume(logs: list[Path]) -> list[dict[str, float]]:
+    """The epochs an interrupted run's logs record up to its last saved (best) one, which is
+    where a resumed run continues, each with its cumulative wall seconds (train + valid)."""
+    merged: dict[int, dict[str, float]] = {}
+    for log in logs:  # a later segment's epochs replace the ones it replayed
+        merged.update({e["epoch"]: e for e in parse_log(log.read_text())})
+    epochs = [merged[e] for e in sorted(merged)]
+    saved = [i for i, e in enumerate(epochs) if e.get("improved")]
+    if not saved:
+        sys.exit(f"nothing to resume: no epoch was saved in {', '.join(map(str, logs))}")
+    wall = 0.0
+    kept = []
+    for e in epochs[: saved[-1] + 1]:
+        wall += e["train_seconds"] + e.get("valid_seconds", 0.0)
+        kept.append({**e, "wall_seconds": wall})
+    return kept
 
 
 def summarise(child: dict, log_epochs: list[dict], wall_s: float, peak_mib: float) -> dict:
@@ -388,8 +415,49 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--venv", default="/tmp/shopseq-recbole-venv")
     parser.add_argument("--torch-index-url", help="pip index for a CPU torch wheel")
     parser.add_argument("--keep-work", action="store_true", help="keep the temp dir (data, ckpt)")
+    parser.add_argument(
+        "--resume",
+        metavar="WORK_DIR",
+        help="continue an interrupted --keep-work run from its best checkpoint; its wall time "
+        "counts the earlier epochs' train and valid seconds from its log",
+    )
     parser.add_argument("--out", help="JSON path (default: bench-results/recbole-NAME.json)")
     return parser.parse_args(argv)
+
+
+def new_job(args: argparse.Namespace, work: Path) -> dict:
+    """Write the input as RecBole atomic files in ``work``; the child's job description."""
+    name, source, seqs = load_input(args)
+    n_events = write_atomic(seqs, work / "data" / name / f"{name}.inter")
+    job = {"dataset": name, "source": source, "n_events": n_events, "threads": args.threads}
+    job["max_users"] = args.max_users
+    job["filter_seen"] = not args.recbole_valid
+    job["recbole"] = recbole_config(args, work / "data", work)
+    job["segments"] = [{"threads": args.threads, "from_epoch": 0}]
+    print(f"training RecBole SASRec on {name}: {len(seqs)} users, {n_events} events")
+    return job
+
+
+def resume_job(args: argparse.Namespace, work: Path) -> dict:
+    """The job of the interrupted run kept in ``work``, continued from its best checkpoint."""
+    job = json.loads((work / "job.json").read_text())
+    inter = work / "data" / job["dataset"] / f"{job['dataset']}.inter"
+    job.setdefault("source", str(inter))  # jobs written before --resume existed lack these
+    job.setdefault("n_events", sum(1 for _ in inter.open()) - 1)
+    prior = epochs_before_resume(sorted((work / "log").glob("**/*.log")))
+    checkpoints = sorted((work / "saved").glob("*.pth"), key=lambda p: p.stat().st_mtime)
+    if not checkpoints:
+        sys.exit(f"nothing to resume: no checkpoint in {work / 'saved'}")
+    threads = args.threads or job["threads"]
+    from_epoch = prior[-1]["epoch"] + 1
+    job.update(resume=str(checkpoints[-1]), prior_seconds=prior[-1]["wall_seconds"])
+    job.update(prior_epochs=prior, threads=threads)
+    job["segments"] = [
+        *job.get("segments", [{"threads": job["threads"], "from_epoch": 0}]),
+        {"threads": threads, "from_epoch": from_epoch},
+    ]
+    print(f"resuming RecBole SASRec on {job['dataset']} at epoch {from_epoch} from {work}")
+    return job
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -397,28 +465,31 @@ def main(argv: list[str] | None = None) -> None:
     from shopseq.tables import format_table
 
     python = ensure_venv(Path(args.venv), args.torch_index_url)
-    name, source, seqs = load_input(args)
-    out = Path(args.out or ROOT / "bench-results" / f"recbole-{name}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="shopseq-recbole-"))
+    work = Path(args.resume) if args.resume else Path(tempfile.mkdtemp(prefix="shopseq-recbole-"))
     try:
-        n_events = write_atomic(seqs, work / "data" / name / f"{name}.inter")
-        job = {"dataset": name, "threads": args.threads, "filter_seen": not args.recbole_valid}
-        job["recbole"] = recbole_config(args, work / "data", work)
+        job = resume_job(args, work) if args.resume else new_job(args, work)
+        name = job["dataset"]
+        out = Path(args.out or ROOT / "bench-results" / f"recbole-{name}.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
         (work / "job.json").write_text(json.dumps(job))
         (work / "runner.py").write_text(RUNNER)
-        print(f"training RecBole SASRec on {name}: {len(seqs)} users, {n_events} events")
-        wall_s, peak_mib, code = run_child(python, work, args.threads)
+        earlier_logs = sorted((work / "log").glob("**/*.log"))
+        if (work / "console.log").exists():  # an earlier segment's console output is kept
+            (work / "console.log").rename(work / f"console.{len(earlier_logs)}.log")
+        wall_s, peak_mib, code = run_child(python, work, job["threads"])
         logs = sorted((work / "log").glob("**/*.log"))
-        if logs:
-            shutil.copy(logs[-1], out.with_suffix(".log"))
+        new_logs = [log for log in logs if log not in earlier_logs]
+        out.with_suffix(".log").write_text("".join(log.read_text() for log in logs))
         shutil.copy(work / "console.log", out.with_suffix(".console.log"))
         if code != 0:
             sys.exit(f"RecBole failed (exit {code}); see {out.with_suffix('.console.log')}")
         child = json.loads((work / "result.json").read_text())
-        log_epochs = parse_log(logs[-1].read_text()) if logs else []
+        log_epochs = [
+            *job.get("prior_epochs", []),
+            *(parse_log(new_logs[-1].read_text()) if new_logs else []),
+        ]
     finally:
-        if args.keep_work:
+        if args.keep_work or args.resume:
             print(f"kept {work}", file=sys.stderr)
         else:
             shutil.rmtree(work, ignore_errors=True)
@@ -426,16 +497,18 @@ def main(argv: list[str] | None = None) -> None:
     record = {
         "model": "RecBole SASRec",
         "dataset": name,
-        "source": source,
-        "n_events": n_events,
+        "source": job["source"],
+        "n_events": job["n_events"],
         "best_epoch_by": "RecBole's valid NDCG@10 (seen items not filtered)"
         if args.recbole_valid
         else "valid NDCG@10, seen items filtered",
-        "max_users": args.max_users,
-        "threads": args.threads,
+        "max_users": job.get("max_users"),
+        "threads": job["threads"],
+        # one per run of the child; a resumed run continues from its last best checkpoint
+        "segments": job["segments"],
         "packages": freeze,
         "log": str(out.with_suffix(".log")),
-        **summarise(child, log_epochs, wall_s, peak_mib),
+        **summarise(child, log_epochs, job.get("prior_seconds", 0.0) + wall_s, peak_mib),
     }
     out.write_text(json.dumps(record, indent=2))
     test = record["metrics"]["test"]
