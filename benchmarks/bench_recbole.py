@@ -450,12 +450,12 @@ def resume_job(args: argparse.Namespace, work: Path) -> dict:
         sys.exit(f"nothing to resume: no checkpoint in {work / 'saved'}")
     threads = args.threads or job["threads"]
     from_epoch = prior[-1]["epoch"] + 1
-    job.update(resume=str(checkpoints[-1]), prior_seconds=prior[-1]["wall_seconds"])
-    job.update(prior_epochs=prior, threads=threads)
     job["segments"] = [
         *job.get("segments", [{"threads": job["threads"], "from_epoch": 0}]),
         {"threads": threads, "from_epoch": from_epoch},
     ]
+    job.update(resume=str(checkpoints[-1]), prior_seconds=prior[-1]["wall_seconds"])
+    job.update(prior_epochs=prior, threads=threads)
     print(f"resuming RecBole SASRec on {job['dataset']} at epoch {from_epoch} from {work}")
     return job
 
